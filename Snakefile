@@ -1,0 +1,26 @@
+# The CEBRA multi-session hippocampus demo as a file-based DAG:
+# data -> 4 single-session fits + 1 multi-session fit -> alignment -> consistency, decoding
+# -> figures -> report. All science lives in the cebra_core package; see README.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/fit.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

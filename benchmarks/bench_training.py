@@ -1,0 +1,146 @@
+"""Training speed of cebra_core against CEBRA 0.6.1, side by side, on sample sessions with the real shapes.
+
+Each case runs in a fresh subprocess (so its peak memory is its own) and prints it/s, wall time
+and peak RSS. CEBRA 0.6.1 runs in whichever interpreter has it: this one, or the one given with
+--cebra-python (e.g. a separate venv with `pip install torch==2.13.0 cebra==0.6.1`).
+
+    python benchmarks/bench_training.py                      # cebra_core only
+    python benchmarks/bench_training.py --cebra-python .venv-cebra/bin/python
+    python benchmarks/bench_training.py --quick              # fewer iterations
+
+The rate is measured as (n2 - n1) / (t(n2) - t(n1)) over two fits of n1 and n2 iterations, so
+set-up costs (index building, model init) cancel for both implementations; a short fit before
+them absorbs one-time warm-up (lazy initialisation, kernel selection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+RATS = ("achilles", "buddy", "gatsby", "cicero")
+DEMO = dict(batch_size=512, learning_rate=3e-4, temperature=1.0, output_dimension=3,
+            distance="cosine", conditional="time_delta", time_offsets=10, verbose=False)  # fmt: skip
+
+
+def _sessions(names: list[str], length: int | None):
+    """Simulated sessions with the real shapes (or a synthetic length for the T-scaling case)."""
+    from cebra_core.simulate import RAT_SHAPES, simulate, simulate_session
+
+    if length is not None:
+        s = simulate(length, RAT_SHAPES[names[0]][1], seed=0)
+        return [s.neural], [s.labels]
+    sims = [simulate_session(n) for n in names]
+    return [s.neural for s in sims], [s.labels for s in sims]
+
+
+def _fit_seconds(impl: str, neural, labels, iterations: int, device: str) -> float:
+    multi = len(neural) > 1
+    X, y = (neural, labels) if multi else (neural[0], labels[0])
+    if impl == "cebra":
+        import cebra
+
+        model = cebra.CEBRA(model_architecture="offset10-model", max_iterations=iterations, device=device, **DEMO)
+    else:
+        from cebra_core import CEBRA
+
+        model = CEBRA(model_architecture="offset10-model", max_iterations=iterations, device=device, seed=0, **DEMO)
+    start = time.perf_counter()
+    model.fit(X, y)
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def run_case(impl: str, names: list[str], length: int | None, n1: int, n2: int, device: str) -> dict:
+    """Runs inside the subprocess: two fits, the rate from their difference, peak memory."""
+    import torch
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))  # for CEBRA's venv
+    torch.manual_seed(0)
+    neural, labels = _sessions(names, length)
+    _fit_seconds(impl, neural, labels, 3, device)  # warm-up: lazy initialisation, kernel selection
+    t1 = _fit_seconds(impl, neural, labels, n1, device)
+    t2 = _fit_seconds(impl, neural, labels, n2, device)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {"it_per_s": (n2 - n1) / max(t2 - t1, 1e-9), "wall_s": t2, "iterations": n2, "peak_rss_mb": peak_mb}
+    if device.startswith("cuda"):
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def spawn(python: str, impl: str, names: list[str], length: int | None, n1: int, n2: int, device: str) -> dict:
+    cmd = [python, os.path.abspath(__file__), "--case", impl, ",".join(names), str(length or 0), str(n1), str(n2), device]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _cebra_python(given: str | None) -> str | None:
+    if given:
+        return given
+    probe = subprocess.run([sys.executable, "-c", "import cebra"], capture_output=True)
+    return sys.executable if probe.returncode == 0 else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--cebra-python", help="interpreter that can `import cebra` (0.6.1)")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (noisier)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    if args.case:
+        impl, names, length, n1, n2, device = args.case
+        print(json.dumps(run_case(impl, names.split(","), int(length) or None, int(n1), int(n2), device)))
+        return
+
+    import torch
+
+    scale = 1 if args.quick else 2
+    ours = {"single": (50 * scale, 250 * scale), "multi": (20 * scale, 70 * scale)}
+    theirs = {"single": (5, 5 + 25 * scale), "multi": (3, 3 + 12 * scale)}
+    cases = [(f"single {r}", [r], None, "single") for r in RATS]
+    cases += [("multi 4 rats", list(RATS), None, "multi")]
+    cases += [("single T=10,000 (N=55)", ["cicero"], 10_000, "single"),
+              ("single T=1,000,000 (N=55)", ["cicero"], 1_000_000, "single")]  # fmt: skip
+    cebra_python = _cebra_python(args.cebra_python)
+    print(f"device={args.device}  torch={torch.__version__}  threads={torch.get_num_threads()}  "
+          f"CEBRA 0.6.1: {'yes (' + cebra_python + ')' if cebra_python else 'not importable, skipped'}")  # fmt: skip
+    header = f"{'case':<28}{'cebra_core it/s':>16}{'wall s':>8}{'peak MB':>9}{'CEBRA it/s':>12}{'peak MB':>9}{'speed-up':>10}"
+    print(header)
+    results = []
+    for label, names, length, kind in cases:
+        mine = spawn(sys.executable, "cebra_core", names, length, *ours[kind], args.device)
+        ref = {}
+        if cebra_python and length is None:
+            ref = spawn(cebra_python, "cebra", names, length, *theirs[kind], args.device)
+        row = {"case": label, "cebra_core": mine, "cebra": ref}
+        results.append(row)
+        if "error" in mine:
+            print(f"{label:<28} cebra_core failed: {mine['error']}")
+            continue
+        speedup = f"{mine['it_per_s'] / ref['it_per_s']:.1f}x" if ref.get("it_per_s") else "-"
+        ref_rate = f"{ref['it_per_s']:.1f}" if ref.get("it_per_s") else ("error" if "error" in ref else "-")
+        ref_mem = f"{ref['peak_rss_mb']:.0f}" if ref.get("peak_rss_mb") else "-"
+        print(f"{label:<28}{mine['it_per_s']:>16.1f}{mine['wall_s']:>8.1f}{mine['peak_rss_mb']:>9.0f}"
+              f"{ref_rate:>12}{ref_mem:>9}{speedup:>10}", flush=True)  # fmt: skip
+    small, large = results[-2]["cebra_core"], results[-1]["cebra_core"]
+    if "it_per_s" in small and "it_per_s" in large:
+        print(f"per-iteration time, T=1e6 vs T=1e4: {small['it_per_s'] / large['it_per_s']:.2f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

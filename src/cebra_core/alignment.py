@@ -1,0 +1,208 @@
+"""Orthogonal Procrustes alignment of one embedding onto another (CEBRA 0.6.1 semantics).
+
+CEBRA matches every row of ``data`` to the ``top_k`` reference rows whose labels are nearest,
+then solves the orthogonal Procrustes problem on those matched pairs (no centring, no scaling).
+CEBRA builds the full n_data x n_ref distance matrix for the match; here a k-d tree finds a few
+candidates per row and CEBRA's own distance formula ranks them, so memory stays O(n·k) and the
+chosen neighbours (hence the rotation) are CEBRA's up to exact ties.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Mapping
+
+import numpy as np
+import numpy.typing as npt
+from scipy.spatial import cKDTree
+
+__all__ = ["OrthogonalProcrustesAlignment", "align_to_reference", "nearest_label_indices"]
+
+# Extra k-d tree candidates re-ranked with CEBRA's distance formula: covers rows whose order
+# flips between exact distances and CEBRA's float rounding of |a|^2 + |b|^2 - 2ab.
+_CANDIDATE_MARGIN = 8
+
+
+def _as_2d(array: npt.ArrayLike, name: str) -> np.ndarray:
+    """Return ``array`` as a 2-D numpy array (1-D becomes one column), as CEBRA does."""
+    array = np.asarray(array)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 1-D or 2-D, got shape {array.shape}.")
+    return array
+
+
+def _cebra_sqdist(label: np.ndarray, ref_label: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """CEBRA's squared distance |a|^2 + |b|^2 - 2 a.b between label rows and candidate ref rows.
+
+    Evaluated in the labels' own dtype like CEBRA's einsum, so near-ties round the same way.
+    """
+    norm_i = (label**2).sum(1)
+    norm_j = (ref_label**2).sum(1)
+    dot = np.einsum("nd,nkd->nk", label, ref_label[idx])
+    return norm_i[:, None] + norm_j[idx] - 2 * dot
+
+
+def nearest_label_indices(label: npt.ArrayLike, ref_label: npt.ArrayLike, top_k: int) -> np.ndarray:
+    """Indices (n_data, top_k) of the reference rows nearest to each label row, nearest first.
+
+    Same neighbours as CEBRA's ``argsort`` over its full distance matrix, except among rows
+    whose CEBRA distances tie exactly: CEBRA's quicksort picks among them arbitrarily, here the
+    truly nearest (then the lower index) wins. Memory is O(n_data · top_k), not O(n_data · n_ref).
+    """
+    label = _as_2d(label, "label")
+    ref_label = _as_2d(ref_label, "ref_label")
+    n_ref = len(ref_label)
+    n_cand = min(n_ref, top_k + _CANDIDATE_MARGIN)
+    tree = cKDTree(np.asarray(ref_label, dtype=np.float64))
+    exact, cand = tree.query(np.asarray(label, dtype=np.float64), k=n_cand)
+    cand = np.asarray(cand, dtype=np.intp).reshape(len(label), n_cand)
+    exact = np.asarray(exact).reshape(len(label), n_cand)
+    # Rank candidates by CEBRA's formula; among its ties (frequent with float32 labels, where
+    # the formula rounds to a few ulps) the truly nearest, then the lower index, wins.
+    dist = _cebra_sqdist(label, ref_label, cand)
+    order = np.lexsort((cand, exact, dist), axis=-1)[:, :top_k]
+    return np.take_along_axis(cand, order, axis=1)
+
+
+class OrthogonalProcrustesAlignment:
+    """Align ``data`` onto ``ref_data`` by label-nearest-neighbour matching + orthogonal Procrustes.
+
+    Same defaults and semantics as ``cebra.data.helper.OrthogonalProcrustesAlignment`` in
+    CEBRA 0.6.1; the fitted D x D orthogonal matrix is ``rotation_`` and
+    ``transform(data) = data @ rotation_``.
+    """
+
+    def __init__(self, top_k: int = 5, subsample: int | None = None):
+        self.top_k = top_k
+        self.subsample = subsample
+        self.rotation_: np.ndarray | None = None
+
+    def fit(
+        self,
+        ref_data: npt.ArrayLike,
+        data: npt.ArrayLike,
+        ref_label: npt.ArrayLike | None = None,
+        label: npt.ArrayLike | None = None,
+    ) -> "OrthogonalProcrustesAlignment":
+        """Find the orthogonal R minimising |X R - Y|_F over the label-matched row pairs."""
+        ref_data = _as_2d(ref_data, "ref_data")
+        data = _as_2d(data, "data")
+        if ref_label is None and label is None:
+            if len(ref_data) != len(data):
+                raise ValueError(
+                    "Missing labels: ref_data has "
+                    f"{len(ref_data)} rows and data has {len(data)}; without labels they can only "
+                    "be aligned row by row, so give ref_label and label.")
+            # Same number of rows and no labels: rows are already matched in time.
+            ref_label = label = np.arange(len(data))[:, None]
+        elif ref_label is None or label is None:
+            raise ValueError(
+                "Missing labels: give both ref_label and label, or neither "
+                f"(got ref_label={'None' if ref_label is None else 'set'}, "
+                f"label={'None' if label is None else 'set'}).")
+        ref_label = _as_2d(ref_label, "ref_label")
+        label = _as_2d(label, "label")
+
+        if len(ref_data) < self.top_k:
+            raise ValueError(f"ref_data needs at least top_k={self.top_k} rows, got {len(ref_data)}.")
+        if len(ref_data) != len(ref_label):
+            raise ValueError(f"ref_data has {len(ref_data)} rows but ref_label has {len(ref_label)}.")
+        if len(data) != len(label):
+            raise ValueError(f"data has {len(data)} rows but label has {len(label)}.")
+        if ref_label.shape[1] != label.shape[1]:
+            raise ValueError(
+                f"ref_label has {ref_label.shape[1]} columns but label has {label.shape[1]}.")
+        if data.shape[1] != ref_data.shape[1]:
+            raise ValueError(
+                f"data has {data.shape[1]} features but ref_data has {ref_data.shape[1]}; "
+                "they must match to be aligned.")
+        for name, arr in (("ref_data", ref_data), ("data", data), ("ref_label", ref_label), ("label", label)):
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} contains NaN or inf ({int((~np.isfinite(arr)).any(1).sum())} rows).")
+
+        target_idx = nearest_label_indices(label, ref_label, self.top_k)  # (n, k)
+        k = self.top_k
+        ref64 = ref_data.astype(np.float64, copy=False)
+        data64 = data.astype(np.float64, copy=False)
+
+        n_pairs = len(data) * k
+        if self.subsample is not None and self.subsample > n_pairs:
+            warnings.warn(
+                f"subsample={self.subsample} is larger than the {n_pairs} matched pairs; "
+                "ignoring it and using all pairs (as CEBRA does).", stacklevel=2)
+        if self.subsample is not None and self.subsample <= n_pairs:
+            if self.subsample < 1000:
+                warnings.warn(
+                    "subsample < 1000 is experimental in CEBRA; subsample=None uses all pairs.",
+                    stacklevel=2)
+            # Same draw as CEBRA (global numpy RNG, with replacement) over the n*k pair rows.
+            idc = np.random.choice(n_pairs, self.subsample)
+            x_rows = data64[idc // k]
+            y_rows = ref64[target_idx.reshape(-1)[idc]]
+            cross = x_rows.T @ y_rows
+        else:
+            # X^T Y over all pairs without building the repeated (n*k, D) arrays:
+            # sum_i data_i^T (sum_j ref_{idx[i, j]}).
+            matched_sum = np.zeros_like(data64)
+            for j in range(k):
+                matched_sum += ref64[target_idx[:, j]]
+            cross = data64.T @ matched_sum
+
+        # scipy.linalg.orthogonal_procrustes: SVD of X^T Y = U S V^T, R = U V^T.
+        u, _, vt = np.linalg.svd(cross)
+        self.rotation_ = u @ vt
+        return self
+
+    def transform(self, data: npt.ArrayLike) -> np.ndarray:
+        """Return ``data @ rotation_`` (float32 input stays float32)."""
+        if self.rotation_ is None:
+            raise ValueError("OrthogonalProcrustesAlignment is not fitted: call fit() first.")
+        data = _as_2d(data, "data")
+        if data.shape[1] != self.rotation_.shape[0]:
+            raise ValueError(
+                f"data has {data.shape[1]} features but the alignment was fitted on "
+                f"{self.rotation_.shape[0]}.")
+        out_dtype = np.result_type(data.dtype, np.float32)
+        return (data @ self.rotation_).astype(out_dtype, copy=False)
+
+    def fit_transform(
+        self,
+        ref_data: npt.ArrayLike,
+        data: npt.ArrayLike,
+        ref_label: npt.ArrayLike | None = None,
+        label: npt.ArrayLike | None = None,
+    ) -> np.ndarray:
+        """``fit`` then ``transform(data)``: ``data`` rotated onto ``ref_data``."""
+        return self.fit(ref_data, data, ref_label, label).transform(data)
+
+
+def align_to_reference(
+    embeddings: Mapping[str, npt.ArrayLike],
+    labels: Mapping[str, npt.ArrayLike],
+    reference: str | None = None,
+    top_k: int = 5,
+) -> dict[str, np.ndarray]:
+    """Rotate every embedding onto ``embeddings[reference]`` (default: the first), as the demo does.
+
+    The reference itself is returned unchanged; labels are the full (T, 3) label arrays.
+    """
+    names = list(embeddings)
+    if not names:
+        raise ValueError("No embeddings given.")
+    reference = names[0] if reference is None else reference
+    if reference not in embeddings:
+        raise ValueError(f"Reference {reference!r} is not among the embeddings {names}.")
+    missing = [n for n in names if n not in labels]
+    if missing:
+        raise ValueError(f"No labels given for {missing}.")
+    ref = np.asarray(embeddings[reference])
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name == reference:
+            out[name] = ref
+        else:
+            out[name] = OrthogonalProcrustesAlignment(top_k=top_k).fit_transform(
+                ref, embeddings[name], labels[reference], labels[name])
+    return out

@@ -1,0 +1,219 @@
+"""Session files: load (.jl only after its MD5 is verified, .npz, .parquet), validate, parquet I/O.
+
+A session is a pair of arrays: ``neural`` (T, N) spike counts and ``labels`` (T, 3) with the
+columns [position in m, right-running flag, left-running flag], one row per 25 ms bin.
+
+The workflow converts every session once into a parquet *session table* (columns ``n0 …
+n{N-1}``, ``position``, ``right``, ``left``, all float32) that every later step reads, so a
+pickle is opened at most once, and only after its checksum matched a known one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cebra_core.download import PUBLISHED
+
+LABEL_COLUMNS = ("position", "right", "left")
+NEURAL_KEYS = ("spikes", "neural")
+LABEL_KEYS = ("position", "labels")
+MIN_SAMPLES = 10  # one offset10 window
+SUFFIXES = (".jl", ".npz", ".parquet")
+
+
+class SessionError(ValueError):
+    """A session file that cannot be used; the message names the file, the session and the problem."""
+
+
+def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex MD5 of a file, read in chunks."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fail(path, session, problem: str) -> SessionError:
+    return SessionError(f"session {session!r} ({path}): {problem}")
+
+
+def validate_session(
+    neural, labels, *, session: str = "?", source: str | os.PathLike = "?"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check shapes, finiteness and flags; return (neural, labels) as float32 arrays."""
+    neural = np.asarray(neural)
+    labels = np.asarray(labels)
+    if neural.ndim != 2:
+        raise _fail(source, session, f"neural data must be 2-D (time, neurons), got shape {neural.shape}")
+    if labels.ndim != 2 or labels.shape[1] != len(LABEL_COLUMNS):
+        raise _fail(
+            source, session,
+            f"labels must have shape (time, 3) = [position, right, left], got {labels.shape}",
+        )
+    if len(neural) != len(labels):
+        raise _fail(
+            source, session,
+            f"neural data has {len(neural)} time bins but labels have {len(labels)}",
+        )
+    if len(neural) < MIN_SAMPLES:
+        raise _fail(source, session, f"needs at least {MIN_SAMPLES} time bins, got {len(neural)}")
+    if neural.shape[1] < 1:
+        raise _fail(source, session, "has no neurons")
+    for name, array in (("neural data", neural), ("labels", labels)):
+        if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+            raise _fail(source, session, f"{name} must be real numbers, got dtype {array.dtype}")
+        bad = ~np.isfinite(array)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise _fail(
+                source, session,
+                f"{name} contain {int(bad.sum())} NaN/inf values (first at time bin {row})",
+            )
+    flags = labels[:, 1:]
+    if not np.isin(flags, (0, 1)).all():
+        raise _fail(source, session, "the right/left flag columns must contain only 0 and 1")
+    return neural.astype(np.float32), labels.astype(np.float32)
+
+
+def _from_mapping(obj, path, session) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(obj, Mapping):
+        raise _fail(path, session, f"expected a dict with 'spikes' and 'position', got {type(obj).__name__}")
+    keys = list(obj.keys())
+    neural_key = next((k for k in NEURAL_KEYS if k in obj), None)
+    label_key = next((k for k in LABEL_KEYS if k in obj), None)
+    missing = [want for want, got in ((" or ".join(NEURAL_KEYS), neural_key), (" or ".join(LABEL_KEYS), label_key)) if got is None]
+    if missing:
+        raise _fail(path, session, f"missing key(s) {', '.join(missing)}; found {keys}")
+    return validate_session(obj[neural_key], obj[label_key], session=session, source=path)
+
+
+def _load_jl(path: Path, session: str, md5: str | None) -> tuple[np.ndarray, np.ndarray]:
+    # A .jl is a pickle: opening it runs code, so it is opened only if its MD5 is a known one.
+    accepted = {md5.lower()} if md5 else {entry["jl_md5"] for entry in PUBLISHED.values()}
+    actual = md5sum(path)
+    if actual not in accepted:
+        expected = f"the configured md5 {md5}" if md5 else "the MD5 of any published rat session"
+        raise _fail(
+            path, session,
+            f"MD5 {actual} does not match {expected}; a .jl file is a pickle and is never "
+            "opened unverified. Give its md5 in the config, or convert it to .npz/.parquet.",
+        )
+    import joblib  # only here, after verification
+
+    return _from_mapping(joblib.load(path), path, session)
+
+
+def _load_npz(path: Path, session: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            contents = {key: archive[key] for key in archive.files}
+    except ValueError as err:  # object arrays need pickle: refused
+        raise _fail(path, session, f"cannot be read without pickle ({err})") from err
+    return _from_mapping(contents, path, session)
+
+
+def load_session(
+    path: str | os.PathLike, session: str | None = None, md5: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load and validate one session from .jl (MD5-verified), .npz or a parquet session table."""
+    path = Path(path)
+    session = session or path.stem
+    if not path.is_file():
+        raise _fail(path, session, "file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".jl":
+        return _load_jl(path, session, md5)
+    if md5 is not None and md5sum(path) != md5.lower():
+        raise _fail(path, session, f"MD5 {md5sum(path)} does not match the configured md5 {md5}")
+    if suffix == ".npz":
+        return _load_npz(path, session)
+    if suffix == ".parquet":
+        return read_session(path, session=session)
+    raise _fail(path, session, f"unknown file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
+
+
+def session_frame(neural: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """The session table: n0 … n{N-1}, position, right, left (float32)."""
+    columns = {f"n{i}": neural[:, i] for i in range(neural.shape[1])}
+    columns.update({name: labels[:, j] for j, name in enumerate(LABEL_COLUMNS)})
+    return pd.DataFrame(columns).astype(np.float32)
+
+
+def write_session(path: str | os.PathLike, neural, labels, session: str = "?") -> None:
+    """Validate and write a session table to parquet, atomically."""
+    neural, labels = validate_session(neural, labels, session=session, source=path)
+    write_table(session_frame(neural, labels), path)
+
+
+def read_session(path: str | os.PathLike, session: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read a parquet session table: (neural (T, N) float32, labels (T, 3) float32)."""
+    path = Path(path)
+    session = session or path.stem
+    frame = pd.read_parquet(path)
+    missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
+    neural_cols = [c for c in frame.columns if c.startswith("n") and c[1:].isdigit()]
+    if missing or not neural_cols:
+        raise _fail(
+            path, session,
+            f"a session table needs columns n0…n{{N-1}} and {', '.join(LABEL_COLUMNS)}; "
+            f"missing {missing or 'the neural columns n0, n1, …'}",
+        )
+    neural_cols.sort(key=lambda c: int(c[1:]))
+    return validate_session(
+        frame[neural_cols].to_numpy(), frame[list(LABEL_COLUMNS)].to_numpy(), session=session, source=path
+    )
+
+
+def read_labels(path: str | os.PathLike) -> np.ndarray:
+    """Only the (T, 3) labels [position, right, left] of a parquet session table, as float32."""
+    return pd.read_parquet(path, columns=list(LABEL_COLUMNS)).to_numpy(np.float32)
+
+
+def embedding_frame(session: str, embedding: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """The embedding table: session, time, z0 … z{D-1}, position, direction ('right'/'left')."""
+    embedding = np.asarray(embedding, dtype=np.float32)
+    labels = np.asarray(labels)
+    if len(embedding) != len(labels):
+        raise ValueError(f"session {session!r}: {len(embedding)} embedding rows but {len(labels)} labels")
+    frame = pd.DataFrame({"session": session, "time": np.arange(len(embedding), dtype=np.int64)})
+    for d in range(embedding.shape[1]):
+        frame[f"z{d}"] = embedding[:, d]
+    frame["position"] = labels[:, 0].astype(np.float32)
+    frame["direction"] = np.where(labels[:, 1] > 0.5, "right", "left")
+    return frame
+
+
+def embedding_columns(frame: pd.DataFrame) -> list[str]:
+    """The z0 … z{D-1} columns of an embedding table, in order."""
+    cols = [c for c in frame.columns if c.startswith("z") and c[1:].isdigit()]
+    return sorted(cols, key=lambda c: int(c[1:]))
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a DataFrame to parquet atomically (temporary file, then rename)."""
+    with atomic_output(path) as tmp:
+        frame.to_parquet(tmp, index=False)

@@ -1,0 +1,128 @@
+"""Fetch the published rat hippocampus sessions: pooch (retries, timeout, progress), two MD5s, atomic.
+
+Each rat is a gzipped joblib pickle. The ``.jl.gz`` is downloaded by pooch into a temporary
+file and kept only if its MD5 matches; it is then decompressed into a temporary file whose MD5
+must match the published ``.jl`` MD5 before it is renamed into place. Nothing here unpickles:
+``cebra_core.data.load_session`` opens a ``.jl`` only after checking its MD5 again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+DEFAULT_BASE_URL = "https://cebra.fra1.digitaloceanspaces.com/data/rat_hippocampus/"
+
+# name -> MD5 of the .jl.gz as published, MD5 of the extracted .jl, spikes shape (CEBRA 0.6.1).
+PUBLISHED: dict[str, dict] = {
+    "achilles": {"gz_md5": "5d7b243e07b24c387e5412cd5ff46f0b", "jl_md5": "c52f9b55cbc23c66d57f3842214058b8", "shape": (10178, 120)},
+    "buddy": {"gz_md5": "339290585be2188f48a176f05aaf5df6", "jl_md5": "36341322907708c466871bf04bc133c2", "shape": (6577, 48)},
+    "cicero": {"gz_md5": "f262a87d2e59f164cb404cd410015f3a", "jl_md5": "a83b02dbdc884fdd7e53df362499d42f", "shape": (47431, 55)},
+    "gatsby": {"gz_md5": "564e431c19e55db2286a9d64c86a94c4", "jl_md5": "2b889da48178b3155011c12555342813", "shape": (17026, 66)},
+}
+
+CITATION = (
+    "Grosmark, A.D. & Buzsáki, G. (2016) Diversity in neural firing dynamics supports both rigid and "
+    "learned hippocampal sequences. Science 351:1440. CRCNS hc-11, doi:10.6080/K0862DC5. "
+    "Preprocessed by Schneider, Lee & Mathis (2023) Nature 617:360."
+)
+
+log = logging.getLogger(__name__)
+
+
+class DownloadError(RuntimeError):
+    """A session could not be fetched and verified; the message says what to do."""
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _advice(name: str, base_url: str) -> str:
+    return (
+        f"Check the network connection and rerun, set `data: base_url:` to a mirror that serves "
+        f"{name}.jl.gz, or download the file yourself and use `data: source: local` "
+        f"(see README, 'Your own sessions'). Base URL tried: {base_url}"
+    )
+
+
+def fetch_session(
+    name: str,
+    dest: str | os.PathLike,
+    *,
+    base_url: str = DEFAULT_BASE_URL,
+    gz_md5: str | None = None,
+    jl_md5: str | None = None,
+    retries: int = 3,
+    timeout: float = 60.0,
+    progressbar: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Download ``{base_url}/{name}.jl.gz``, verify both MD5s, write ``dest`` (the .jl) atomically.
+
+    ``gz_md5``/``jl_md5`` default to the published checksums. The verified ``.jl.gz`` is kept in
+    ``cache_dir`` (default: ``dest``'s folder) so a rerun does not download it again.
+    """
+    import pooch
+    import requests
+
+    dest = Path(dest)
+    known = PUBLISHED.get(name, {})
+    gz_md5 = gz_md5 or known.get("gz_md5")
+    jl_md5 = jl_md5 or known.get("jl_md5")
+    if not (gz_md5 and jl_md5):
+        raise DownloadError(
+            f"session {name!r} is not a published rat ({', '.join(PUBLISHED)}) and no MD5s were given; "
+            "use `data: source: local` for your own sessions."
+        )
+    base_url = base_url.rstrip("/") + "/"
+    cache_dir = Path(cache_dir) if cache_dir is not None else dest.parent
+    fetcher = pooch.create(
+        path=cache_dir,
+        base_url=base_url,
+        registry={f"{name}.jl.gz": f"md5:{gz_md5}"},
+        retry_if_failed=max(0, retries - 1),
+    )
+    downloader = pooch.HTTPDownloader(progressbar=progressbar, timeout=timeout)
+    url = f"{base_url}{name}.jl.gz"
+    log.info("fetching %s (md5 %s) into %s", url, gz_md5, cache_dir)
+    try:
+        gz_path = Path(fetcher.fetch(f"{name}.jl.gz", downloader=downloader))
+    except ValueError as err:  # pooch: hash mismatch after every try; its temporary file is gone
+        raise DownloadError(
+            f"{url}: checksum mismatch after {retries} tries ({err}). Nothing was kept. " + _advice(name, base_url)
+        ) from err
+    except requests.exceptions.RequestException as err:
+        raise DownloadError(f"{url}: download failed after {retries} tries ({err}). " + _advice(name, base_url)) from err
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        try:
+            with gzip.open(gz_path, "rb") as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        except (OSError, EOFError) as err:
+            raise DownloadError(f"{gz_path}: not a valid gzip file ({err})") from err
+        actual = _md5(tmp)
+        if actual != jl_md5:
+            gz_path.unlink(missing_ok=True)  # its content is wrong: do not reuse it
+            raise DownloadError(
+                f"{name}.jl extracted from {url} has MD5 {actual}, expected {jl_md5}; it was deleted "
+                "without being opened. " + _advice(name, base_url)
+            )
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("verified %s (md5 %s)", dest, jl_md5)
+    return dest

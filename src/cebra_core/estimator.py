@@ -1,0 +1,362 @@
+"""`CEBRA`: the scikit-learn-style front door, a drop-in for `cebra.CEBRA` in the hippocampus demo.
+
+`fit(X, y)` trains one session, `fit([X1, X2, ...], [y1, y2, ...])` one encoder per session
+with positives and negatives shared across sessions; `transform` embeds one row per input row.
+Unlike cebra 0.6.1 it takes a `seed` (same data + parameters + seed = bit-identical result on
+CPU) and can checkpoint and resume an interrupted fit.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import secrets
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from cebra_core.adaptation import adaptation_step, new_session_encoder, window_embedding_table
+from cebra_core.loss import SUPPORTED_DISTANCES
+from cebra_core.model import (
+    RECEPTIVE_FIELD,
+    SUPPORTED_ARCHITECTURES,
+    Offset10Model,
+    build_models,
+    embed_sequence,
+)
+from cebra_core.sampling import AdaptationSampler, MultiSessionSampler, SingleSessionSampler
+from cebra_core.training import LOG_COLUMNS, Checkpoint, atomic_torch_save, train
+
+SUPPORTED_CONDITIONALS = ("time_delta",)
+SAVE_FORMAT = "cebra_core.CEBRA/1"
+
+
+def resolve_device(device: str) -> str:
+    """'cuda_if_available' -> 'cuda' when torch sees a GPU, else 'cpu'; other names pass through."""
+    if device == "cuda_if_available":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for, but torch finds no CUDA device")
+    return device
+
+
+def _check_neural(X, where: str) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"{where}: neural data must be 2-D (time, neurons), got shape {X.shape}")
+    if not np.issubdtype(X.dtype, np.number) and X.dtype != bool:
+        raise ValueError(f"{where}: neural data must be numeric, got dtype {X.dtype}")
+    X = X.astype(np.float32)
+    if X.shape[0] < RECEPTIVE_FIELD:
+        raise ValueError(
+            f"{where}: {X.shape[0]} samples is shorter than the model's receptive field ({RECEPTIVE_FIELD})"
+        )
+    bad = ~np.isfinite(X).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{where}: neural data contains NaN or inf (first at row {int(np.argmax(bad))})")
+    return X
+
+
+def _check_labels(y, num_samples: int, where: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2:
+        raise ValueError(f"{where}: labels must be 1-D or 2-D (time, label columns), got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.number) and y.dtype != bool:
+        raise ValueError(f"{where}: labels must be numeric, got dtype {y.dtype}")
+    if y.shape[0] != num_samples:
+        raise ValueError(f"{where}: neural data has {num_samples} rows but labels have {y.shape[0]}")
+    y = y.astype(np.float32)
+    bad = ~np.isfinite(y).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{where}: labels contain NaN or inf (first at row {int(np.argmax(bad))})")
+    return y
+
+
+def _fingerprint(params: dict, arrays: Sequence[np.ndarray]) -> str:
+    """Hash of the parameters and the exact data, so a checkpoint is only resumed by the same fit."""
+    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for a in arrays:
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+class CEBRA:
+    """CEBRA-Behavior with the offset10-model, cosine InfoNCE and time_delta positives."""
+
+    def __init__(
+        self,
+        model_architecture: str = "offset10-model",
+        batch_size: int = 512,
+        learning_rate: float = 3e-4,
+        temperature: float = 1.0,
+        output_dimension: int = 3,
+        max_iterations: int = 10000,
+        distance: str = "cosine",
+        conditional: str = "time_delta",
+        device: str = "cuda_if_available",
+        verbose: bool = False,
+        time_offsets: int = 10,
+        num_hidden_units: int = 32,
+        seed: int | None = None,
+        checkpoint_path: str | Path | None = None,
+        checkpoint_every: int = 500,
+    ):
+        self.model_architecture = model_architecture
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.temperature = temperature
+        self.output_dimension = output_dimension
+        self.max_iterations = max_iterations
+        self.distance = distance
+        self.conditional = conditional
+        self.device = device
+        self.verbose = verbose
+        self.time_offsets = time_offsets
+        self.num_hidden_units = num_hidden_units
+        self.seed = seed
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+
+    # ------------------------------------------------------------------ parameters
+    _PARAM_NAMES = (
+        "model_architecture", "batch_size", "learning_rate", "temperature", "output_dimension",
+        "max_iterations", "distance", "conditional", "device", "verbose", "time_offsets",
+        "num_hidden_units", "seed", "checkpoint_path", "checkpoint_every",
+    )  # fmt: skip
+
+    def get_params(self) -> dict:
+        params = {name: getattr(self, name) for name in self._PARAM_NAMES}
+        if params["checkpoint_path"] is not None:
+            params["checkpoint_path"] = str(params["checkpoint_path"])
+        return params
+
+    def _check_params(self) -> None:
+        choices = {
+            "model_architecture": SUPPORTED_ARCHITECTURES,
+            "distance": SUPPORTED_DISTANCES,
+            "conditional": SUPPORTED_CONDITIONALS,
+        }
+        for name, supported in choices.items():
+            if getattr(self, name) not in supported:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not supported; supported: {', '.join(supported)}")
+        for name in ("batch_size", "max_iterations", "output_dimension", "num_hidden_units", "time_offsets"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature!r}")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y) -> "CEBRA":
+        """Train on one session (arrays) or several (lists of arrays, one encoder each)."""
+        self._check_params()
+        multi = isinstance(X, (list, tuple))
+        if multi != isinstance(y, (list, tuple)):
+            raise ValueError("give X and y both as arrays (one session) or both as lists (multi-session)")
+        sessions_X = list(X) if multi else [X]
+        sessions_y = list(y) if multi else [y]
+        if len(sessions_X) != len(sessions_y):
+            raise ValueError(f"got {len(sessions_X)} neural arrays but {len(sessions_y)} label arrays")
+        if not sessions_X:
+            raise ValueError("no sessions given")
+        neural = [_check_neural(x, f"session {i}") for i, x in enumerate(sessions_X)]
+        labels = [_check_labels(l, x.shape[0], f"session {i}") for i, (x, l) in enumerate(zip(neural, sessions_y))]
+        for i, l in enumerate(labels):
+            if l.shape[1] != labels[0].shape[1]:
+                raise ValueError(
+                    f"session {i}: labels have {l.shape[1]} columns but session 0's have {labels[0].shape[1]}; "
+                    "all sessions need the same label width"
+                )
+            if multi and l.shape[0] <= self.time_offsets:
+                raise ValueError(
+                    f"session {i}: {l.shape[0]} samples leave no label differences at time_offsets={self.time_offsets}"
+                )
+
+        self.device_ = resolve_device(self.device)
+        self.seed_ = int(self.seed) if self.seed is not None else secrets.randbits(31)
+        self.num_sessions_ = len(neural) if multi else None
+        self.n_features_in_ = [x.shape[1] for x in neural] if multi else neural[0].shape[1]
+        self.label_dim_ = labels[0].shape[1]
+
+        models = build_models([x.shape[1] for x in neural], self.num_hidden_units, self.output_dimension, self.seed_)
+        models = [m.to(self.device_) for m in models]
+        neural_t = [torch.from_numpy(x).to(self.device_) for x in neural]
+        labels_t = [torch.from_numpy(l).to(self.device_) for l in labels]
+        generator = torch.Generator(device=self.device_).manual_seed(self.seed_)
+        if multi:
+            sampler = MultiSessionSampler(labels_t, self.time_offsets, generator)
+        else:
+            sampler = SingleSessionSampler(labels_t[0], self.time_offsets, generator)
+
+        checkpoint = None
+        if self.checkpoint_path is not None:
+            if self.seed is None:
+                raise ValueError("a resumable fit (checkpoint_path set) needs a fixed seed")
+            params = {k: v for k, v in self.get_params().items() if k not in ("verbose", "checkpoint_path", "device")}
+            checkpoint = Checkpoint(Path(self.checkpoint_path), self.checkpoint_every, _fingerprint(params, neural + labels))
+
+        log = train(
+            models,
+            neural_t,
+            sampler,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            temperature=self.temperature,
+            max_iterations=self.max_iterations,
+            generator=generator,
+            checkpoint=checkpoint,
+            verbose=self.verbose,
+        )
+        self._set_log(log.cpu())
+        self.model_ = torch.nn.ModuleList(models) if multi else models[0]
+        if multi:  # the shared space as the trained sessions give it, for adapt()
+            self._extra_state = {
+                "trained_labels": [l.cpu() for l in labels_t],
+                "trained_embeddings": [embed_sequence(m, x).cpu() for m, x in zip(models, neural_t)],
+            }
+        return self
+
+    # ------------------------------------------------------------------ new sessions
+    def adapt(self, X_new, y_new, max_iterations: int | None = None) -> int:
+        """Fit an encoder for a new, unseen session into this multi-session space; returns its session_id.
+
+        Only the new session's first layer is trained (in front of session 0's frozen later
+        layers), against the trained sessions' fixed embeddings; see `cebra_core.adaptation`.
+        `max_iterations` defaults to the model's own `max_iterations`.
+        """
+        encoders = self._encoders()
+        if self.num_sessions_ is None:
+            raise ValueError("adapt() needs a multi-session model (fit it with lists of sessions)")
+        new_id = len(encoders)
+        where = f"new session {new_id}"
+        X_new = _check_neural(X_new, where)
+        y_new = _check_labels(y_new, X_new.shape[0], where)
+        trained_labels = self._extra_state["trained_labels"]
+        if y_new.shape[1] != trained_labels[0].shape[1]:
+            raise ValueError(
+                f"{where}: labels have {y_new.shape[1]} columns but the model was trained on {trained_labels[0].shape[1]}"
+            )
+        if X_new.shape[0] <= self.time_offsets:
+            raise ValueError(f"{where}: {X_new.shape[0]} samples leave no label differences at time_offsets={self.time_offsets}")
+        iterations = self.max_iterations if max_iterations is None else int(max_iterations)
+        device = next(encoders[0].parameters()).device
+        seed = self.seed_ + new_id
+        encoder = new_session_encoder(encoders[0], X_new.shape[1], seed)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        sampler = AdaptationSampler(
+            torch.from_numpy(y_new).to(device), [l.to(device) for l in trained_labels], self.time_offsets, generator
+        )
+        table = window_embedding_table([z.to(device) for z in self._extra_state["trained_embeddings"]])
+        train(
+            [encoder],
+            [torch.from_numpy(X_new).to(device)],
+            sampler,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            temperature=self.temperature,
+            max_iterations=iterations,
+            generator=generator,
+            parameters=[p for p in encoder.parameters() if p.requires_grad],
+            step=functools.partial(adaptation_step, trained_embeddings=table),
+            verbose=self.verbose,
+        )
+        encoder.requires_grad_(True)
+        self.model_.append(encoder)
+        self.num_sessions_ = len(self.model_)
+        self.n_features_in_ = [e.num_input for e in self.model_]
+        return new_id
+
+    def _set_log(self, log: torch.Tensor) -> None:
+        self.log_ = {name: log[:, j].tolist() for j, name in enumerate(LOG_COLUMNS)}
+        self.log_["temperature"] = [float(self.temperature)] * log.shape[0]
+        self.loss_history_ = log[:, LOG_COLUMNS.index("total")].numpy().copy()
+
+    # ------------------------------------------------------------------ transform
+    def _encoders(self) -> list[Offset10Model]:
+        if not hasattr(self, "model_"):
+            raise ValueError("this CEBRA model is not fitted yet: call fit() first")
+        return list(self.model_) if self.num_sessions_ is not None else [self.model_]
+
+    def _select_encoder(self, session_id: int | None) -> tuple[Offset10Model, str]:
+        encoders = self._encoders()
+        if self.num_sessions_ is None:
+            if session_id not in (None, 0):
+                raise ValueError(f"session_id={session_id!r} given, but this is a single-session model (use None)")
+            return encoders[0], "the session"
+        if session_id is None:
+            raise ValueError(f"this is a multi-session model: pass session_id in [0, {len(encoders)})")
+        if not isinstance(session_id, (int, np.integer)) or not 0 <= session_id < len(encoders):
+            raise ValueError(f"session_id={session_id!r} is out of range: this model has sessions 0..{len(encoders) - 1}")
+        return encoders[session_id], f"session {session_id}"
+
+    def transform(self, X, session_id: int | None = None, batch_size: int | None = None) -> np.ndarray:
+        """Embed a (T, N) recording -> (T, output_dimension) float32, one row per input row."""
+        encoder, where = self._select_encoder(session_id)
+        X = _check_neural(X, where)
+        if X.shape[1] != encoder.num_input:
+            raise ValueError(
+                f"{where}: data has {X.shape[1]} neurons but the model was trained on {encoder.num_input}"
+            )
+        device = next(encoder.parameters()).device
+        x = torch.from_numpy(X).to(device)
+        if batch_size is None or X.shape[0] <= 2 * batch_size:
+            return embed_sequence(encoder, x).cpu().numpy()
+        # contiguous chunks with a halo; equal to the unbatched result (edges replicate-padded once)
+        padded = torch.nn.functional.pad(x.T[None], (5, 4), mode="replicate")[0].T
+        chunks = [
+            embed_sequence(encoder, padded[start : min(start + batch_size, X.shape[0]) + 9])[5:-4]
+            for start in range(0, X.shape[0], batch_size)
+        ]
+        return torch.cat(chunks).cpu().numpy()
+
+    def fit_transform(self, X, y) -> np.ndarray | list[np.ndarray]:
+        self.fit(X, y)
+        if self.num_sessions_ is None:
+            return self.transform(X)
+        return [self.transform(x, session_id=i) for i, x in enumerate(X)]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Write parameters, weights and loss log to one file (atomically)."""
+        encoders = self._encoders()
+        state = {
+            "format": SAVE_FORMAT,
+            "params": self.get_params(),
+            "seed_": self.seed_,
+            "num_sessions": self.num_sessions_,
+            "num_neurons": [e.num_input for e in encoders],
+            "label_dim": self.label_dim_,
+            "state_dicts": [{k: v.cpu() for k, v in e.state_dict().items()} for e in encoders],
+            "log": torch.tensor([self.log_[c] for c in LOG_COLUMNS]).T,
+            "extra": getattr(self, "_extra_state", {}),
+        }
+        atomic_torch_save(state, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "CEBRA":
+        """Load a model written by `save` (tensors only: nothing is unpickled beyond plain data)."""
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != SAVE_FORMAT:
+            raise ValueError(f"{path}: not a cebra_core model file")
+        model = cls(**state["params"])
+        model.device_ = resolve_device(device)
+        model.seed_ = state["seed_"]
+        model.num_sessions_ = state["num_sessions"]
+        model.label_dim_ = state["label_dim"]
+        model._extra_state = state["extra"]
+        encoders = []
+        for n, weights in zip(state["num_neurons"], state["state_dicts"]):
+            encoder = Offset10Model(n, model.num_hidden_units, model.output_dimension)
+            encoder.load_state_dict(weights)
+            encoders.append(encoder.to(model.device_))
+        multi = model.num_sessions_ is not None
+        model.model_ = torch.nn.ModuleList(encoders) if multi else encoders[0]
+        model.n_features_in_ = state["num_neurons"] if multi else state["num_neurons"][0]
+        model._set_log(state["log"])
+        return model

@@ -1,0 +1,285 @@
+"""Figures of the demo: embedding grid, consistency heatmaps, loss curves; atomic PNG + PDF saving.
+
+Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot state, no display), so they
+render headless in workflow scripts and are freed when dropped. ``plot_consistency`` follows
+CEBRA 0.6.1's ``cebra.plot_consistency`` (row = predictor, column = target, values x 100).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the "3d" projection)
+
+__all__ = [
+    "save_figure",
+    "plot_embedding",
+    "plot_embedding_grid",
+    "consistency_matrix",
+    "plot_consistency",
+    "plot_consistency_comparison",
+    "plot_loss_curves",
+]
+
+RIGHT_CMAP = "cool"
+LEFT_CMAP = "viridis"
+
+# Fixed metadata so reruns of a workflow write byte-identical vector files.
+_METADATA = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, formats: Sequence[str] = ("png", "pdf"),
+                dpi: int = 200) -> list[Path]:
+    """Write ``fig`` as ``path`` with each suffix in ``formats`` (default PNG + PDF), atomically.
+
+    Each file is rendered to a temporary file in the target folder and moved into place with
+    ``os.replace``, so an interrupted job never leaves a half-written figure behind.
+    """
+    path = Path(path)
+    base = path.with_suffix("") if path.suffix.lstrip(".").lower() in {f.lower() for f in formats} else path
+    base.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        target = base.with_name(f"{base.name}.{fmt}")
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight", metadata=_METADATA.get(fmt))
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        written.append(target)
+    return written
+
+
+def _clean_3d(ax) -> None:
+    """Demo style: no panes, grid, ticks or axis lines; just the point cloud."""
+    ax.grid(False)
+    for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+        axis.pane.fill = False
+        axis.pane.set_edgecolor("none")
+        axis.line.set_color("none")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_zticks([])
+    ax.set_box_aspect((1, 1, 1))
+
+
+def _check_session(name: str, value) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unpack (embedding (T, >=3), position (T,), right (T,) bool) and validate lengths."""
+    if len(value) != 3:
+        raise ValueError(f"{name}: expected (embedding, position, right), got {len(value)} items.")
+    emb, pos, right = (np.asarray(v) for v in value)
+    if emb.ndim != 2 or emb.shape[1] < 3:
+        raise ValueError(f"{name}: embedding must be (T, 3) or wider, got shape {emb.shape}.")
+    if pos.ndim != 1 or right.ndim != 1 or not len(emb) == len(pos) == len(right):
+        raise ValueError(
+            f"{name}: embedding {emb.shape}, position {pos.shape} and right {right.shape} must be "
+            "(T, 3), (T,), (T,).")
+    return emb, pos, right.astype(bool)
+
+
+def plot_embedding(ax, embedding: npt.ArrayLike, position: npt.ArrayLike, right: npt.ArrayLike,
+                   norm: Normalize | None = None, s: float = 0.5, title: str | None = None):
+    """3-D scatter of one embedding on a 3-D ``ax``; colour = position, cmap by running direction."""
+    emb, pos, right = _check_session(title or "embedding", (embedding, position, right))
+    norm = norm or Normalize(float(pos.min()), float(pos.max()))
+    for mask, cmap in ((right, RIGHT_CMAP), (~right, LEFT_CMAP)):
+        ax.scatter(emb[mask, 0], emb[mask, 1], emb[mask, 2], c=pos[mask], cmap=cmap, norm=norm,
+                   s=s, linewidths=0, depthshade=False, rasterized=True)
+    _clean_3d(ax)
+    if title:
+        ax.set_title(title, fontsize=12, pad=0)
+    return ax
+
+
+def plot_embedding_grid(
+    single: Mapping[str, tuple] | None,
+    multi: Mapping[str, tuple] | None,
+    s: float = 0.5,
+    position_label: str = "Position (m)",
+) -> Figure:
+    """The demo's embedding figure: single-session (aligned) on top, multi-session below, one column per rat.
+
+    ``single`` / ``multi`` map rat name -> (embedding (T, 3), position (T,), right (T,) bool);
+    left-running is ``~right``. Titles are ``Single-<rat>`` / ``Multi-<rat>``; both rows share one
+    position scale, shown by a colour bar per running direction.
+    """
+    rows = [(label, data) for label, data in (("Single", single), ("Multi", multi)) if data]
+    if not rows:
+        raise ValueError("Nothing to plot: both single and multi are empty.")
+    rats: list[str] = []
+    for _, data in rows:
+        rats += [r for r in data if r not in rats]
+    checked = {(label, rat): _check_session(f"{label}-{rat}", data[rat])
+               for label, data in rows for rat in data}
+    lo = min(float(v[1].min()) for v in checked.values())
+    hi = max(float(v[1].max()) for v in checked.values())
+    norm = Normalize(lo, hi)
+
+    fig = Figure(figsize=(3.2 * len(rats), 3.2 * len(rows) + 0.9))
+    grid = fig.add_gridspec(len(rows) + 1, len(rats), height_ratios=[1] * len(rows) + [0.07],
+                            hspace=0.12, wspace=0.02, left=0.02, right=0.98, top=0.95, bottom=0.08)
+    for r, (label, data) in enumerate(rows):
+        for c, rat in enumerate(rats):
+            if rat not in data:
+                continue
+            ax = fig.add_subplot(grid[r, c], projection="3d")
+            emb, pos, right = checked[(label, rat)]
+            plot_embedding(ax, emb, pos, right, norm=norm, s=s, title=f"{label}-{rat}")
+
+    # One colour bar per running direction, side by side under the grid.
+    bar_row = grid[len(rows), :].subgridspec(1, 5, width_ratios=[0.6, 1, 0.3, 1, 0.6], wspace=0.0)
+    for slot, cmap, direction in ((1, RIGHT_CMAP, "right-running"), (3, LEFT_CMAP, "left-running")):
+        cax = fig.add_subplot(bar_row[0, slot])
+        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, orientation="horizontal")
+        bar.outline.set_visible(False)
+        bar.set_label(f"{position_label}, {direction}", fontsize=10)
+        bar.ax.tick_params(labelsize=9, length=2)
+    return fig
+
+
+def _consistency_labels(scores: np.ndarray, pairs: np.ndarray, datasets: np.ndarray) -> np.ndarray:
+    """Axis labels as CEBRA chooses them: ``datasets`` when they fit, else the ids in ``pairs``."""
+    compared = sorted(set(pairs[:, 0].tolist()))
+    k = len(datasets)
+    if len(scores) == k * k - k and all(d in compared for d in datasets.tolist()):
+        return datasets
+    if len(scores) == len(compared) ** 2 - len(compared) and not any(d in compared for d in datasets.tolist()):
+        return np.array(compared)
+    raise ValueError(
+        f"scores ({len(scores)}), datasets ({k}) and pairs ({len(pairs)}) do not fit together: "
+        "expected K*K - K scores for K datasets; pass the three outputs of consistency_score.")
+
+
+def consistency_matrix(scores: npt.ArrayLike, pairs: npt.ArrayLike, datasets: npt.ArrayLike
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(K x K matrix of scores x 100, row = predictor, column = target, NaN diagonal; axis labels)."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    pairs = np.asarray(pairs)
+    if pairs.ndim == 3:  # several runs of pairs, as CEBRA accepts: use the first
+        pairs = pairs[0]
+    pairs = pairs.reshape(-1, 2)
+    datasets = np.asarray(datasets).reshape(-1)
+    if len(pairs) != len(scores):
+        raise ValueError(f"Got {len(scores)} scores but {len(pairs)} pairs; they must match one to one.")
+    labels = _consistency_labels(scores, pairs, datasets)
+    lookup = {tuple(p): v for p, v in zip(pairs.tolist(), scores)}
+    mat = np.full((len(labels), len(labels)), np.nan)
+    for i, a in enumerate(labels.tolist()):
+        for j, b in enumerate(labels.tolist()):
+            if i != j:
+                if (a, b) not in lookup:
+                    raise ValueError(f"No score for the pair ({a!r}, {b!r}).")
+                mat[i, j] = lookup[(a, b)]
+    return mat * 100, labels
+
+
+def plot_consistency(
+    scores: npt.ArrayLike,
+    pairs: npt.ArrayLike,
+    datasets: npt.ArrayLike,
+    ax: Axes | None = None,
+    cmap: str = "binary",
+    text_color: str | None = "white",
+    colorbar_label: str | None = "Consistency score (%)",
+    title: str | None = None,
+    figsize: tuple[float, float] = (5, 5),
+    dpi: float = 100,
+    **kwargs,
+) -> Axes:
+    """Consistency heatmap as ``cebra.plot_consistency``: cell [i, j] = score of (i predicts j) x 100.
+
+    Values are printed with one decimal in ``text_color``; the diagonal is empty; extra kwargs
+    (e.g. ``vmin=0, vmax=100``) go to ``imshow``. Returns the Axes (``ax.figure`` to save it).
+    """
+    matrix, labels = consistency_matrix(scores, pairs, datasets)
+    if ax is None:
+        ax = Figure(figsize=figsize, dpi=dpi).add_subplot()
+    im = ax.imshow(matrix, cmap=cmap, **kwargs)
+    if text_color is not None:
+        for (i, j), z in np.ndenumerate(matrix):
+            if z == z:  # not NaN
+                ax.text(j, i, f"{z:0.1f}", ha="center", va="center", color=text_color)
+    if title is not None:
+        ax.set_title(title)
+    if colorbar_label is not None:
+        bar = ax.figure.colorbar(im, ax=ax)
+        bar.outline.set_visible(False)
+        bar.ax.set_ylabel(colorbar_label, rotation=-90, va="bottom")
+    names = [str(x) for x in labels.tolist()]
+    ax.set_xticks(np.arange(len(names)), labels=names)
+    ax.set_yticks(np.arange(len(names)), labels=names)
+    ax.tick_params(left=False, bottom=False, labelleft=True, labelbottom=True)
+    for tick in ax.get_yticklabels():
+        tick.set_rotation(90)
+        tick.set_ha("center")
+        tick.set_rotation_mode("anchor")
+    ax.tick_params(axis="y", which="major", pad=10)
+    ax.spines[:].set_visible(False)
+    ax.tick_params(which="minor", bottom=False, left=False)
+    return ax
+
+
+def plot_consistency_comparison(
+    single: tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike],
+    multi: tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike],
+    titles: tuple[str, str] = ("single animal", "multi-animal"),
+    vmin: float = 0.0,
+    vmax: float = 100.0,
+) -> Figure:
+    """The demo's side-by-side consistency heatmaps; each of ``single``/``multi`` is ``(scores, pairs, ids)``.
+
+    Both panels share one colour scale (``vmin``..``vmax``, in %) so their shades compare.
+    """
+    fig = Figure(figsize=(10, 4.4), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, (scores, pairs, ids), title in zip(axes, (single, multi), titles):
+        plot_consistency(scores, pairs, ids, ax=ax, title=title, vmin=vmin, vmax=vmax)
+    return fig
+
+
+def plot_loss_curves(histories: Mapping[str, npt.ArrayLike], smooth: int | None = 100,
+                     ylabel: str = "InfoNCE loss") -> Figure:
+    """Training loss per model vs iteration: raw values faint, a running mean over ``smooth`` steps on top."""
+    if not histories:
+        raise ValueError("No loss histories given.")
+    fig = Figure(figsize=(6, 3.6), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    colors = sns.color_palette("colorblind", len(histories))
+    for color, (name, values) in zip(colors, histories.items()):
+        y = np.asarray(values, dtype=np.float64).reshape(-1)
+        if y.size == 0:
+            raise ValueError(f"Loss history {name!r} is empty.")
+        x = np.arange(1, len(y) + 1)
+        if smooth and smooth > 1 and len(y) >= smooth:
+            ax.plot(x, y, color=color, alpha=0.25, linewidth=0.6)
+            kernel = np.ones(smooth) / smooth
+            ax.plot(x[smooth - 1:], np.convolve(y, kernel, mode="valid"), color=color, linewidth=1.6,
+                    label=name)
+        else:
+            ax.plot(x, y, color=color, linewidth=1.4, label=name)
+    ax.set_xlabel("Iteration")
+    ax.set_ylabel(ylabel)
+    ax.legend(frameon=False)
+    sns.despine(ax=ax)
+    return fig

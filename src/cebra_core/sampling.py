@@ -1,0 +1,236 @@
+"""Contrastive sampling for CEBRA-Behavior with conditional="time_delta" (single- and multi-session).
+
+The distributions are exactly CEBRA 0.6.1's (facts file, section 2):
+- references and negatives uniform over time, with replacement, nothing masked;
+- query = label[ref] + delta[k], k uniform over an empirical table of time_offsets-step label
+  differences; the positive is the sample whose label is nearest (squared L2) to the query.
+
+Where we deliberately differ, and why:
+- The nearest label comes from `NearestLabelIndex`, built once: a sorted array per group of the
+  label's discrete columns (here the two running-direction flags), searched with
+  `searchsorted`. That is O(log T) per query instead of CEBRA's O(T) brute-force argmin, and
+  returns the same sample (ties aside; `tests/test_sampling.py`). Labels whose structure does
+  not allow it (more than one continuous column) fall back to an exact brute-force search.
+- All draws come from one seeded `torch.Generator` on the training device (CEBRA seeds its
+  single-session generators from OS entropy and uses numpy's global RNG for multi-session), so
+  a fit is reproducible and sampling stays on the GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+MAX_DISCRETE_VALUES = 16  # a label column with at most this many distinct values is treated as discrete
+MAX_GROUPS = 256  # at most this many (session, discrete combination) groups for the sorted index
+BRUTE_FORCE_CHUNK = 4096
+
+
+@dataclass
+class Batch:
+    """Sample indices of one training step, per session (local time indices).
+
+    `positive[s]` holds the B positives that session s supplies (searched in its labels and
+    embedded by its encoder). `positive_order`, when set, re-pairs them with the references:
+    the partner of flattened reference row r is flattened positive row positive_order[r].
+    """
+
+    reference: torch.Tensor  # (S, B)
+    positive: torch.Tensor  # (S, B)
+    negative: torch.Tensor  # (S, B)
+    positive_order: torch.Tensor | None = None  # (S*B,) or None when positives are already paired
+
+
+def _column_is_discrete(values: torch.Tensor) -> bool:
+    return torch.unique(values).numel() <= MAX_DISCRETE_VALUES
+
+
+class NearestLabelIndex:
+    """Exact nearest-label search within a chosen session, from an index built once.
+
+    Labels (T_s, d) are split into groups of equal discrete columns (per session); each group
+    keeps its continuous column sorted. A query is looked up in every group of its target
+    session with one `searchsorted` over a single key array, and the closer of the two
+    neighbours per group wins. Ties go to the lowest time index, as torch.argmin does.
+    """
+
+    def __init__(self, labels: list[torch.Tensor]):
+        self.labels = labels
+        self.device = labels[0].device
+        pooled = torch.cat(labels)
+        dim = pooled.shape[1]
+        discrete = [_column_is_discrete(pooled[:, j]) for j in range(dim)]
+        continuous = [j for j in range(dim) if not discrete[j]]
+        if len(continuous) > 1:
+            self.sorted = False  # no 1-D structure to exploit: exact brute force
+            return
+        self.column = continuous[0] if continuous else 0
+        self.other = [j for j in range(dim) if j != self.column]
+        self._build(labels)
+
+    def _build(self, labels: list[torch.Tensor]) -> None:
+        keys, locals_, starts, ends, sessions = [], [], [], [], []
+        lo = min(float(l[:, self.column].min()) for l in labels)
+        hi = max(float(l[:, self.column].max()) for l in labels)
+        self.low, self.high = lo, hi
+        self.span = (hi - lo) + 1.0  # key = group * span + value keeps groups apart
+        offset = 0
+        for s, lab in enumerate(labels):
+            combos, group_of = torch.unique(lab[:, self.other], dim=0, return_inverse=True)
+            for g in range(combos.shape[0]):
+                members = torch.nonzero(group_of == g).squeeze(1)
+                values = lab[members, self.column].double()
+                order = torch.sort(values, stable=True).indices  # stable: equal values keep time order
+                group_id = len(starts)
+                keys.append(values[order] + group_id * self.span)
+                locals_.append(members[order])
+                starts.append(offset)
+                offset += members.numel()
+                ends.append(offset)
+                sessions.append(s)
+        self.num_groups = len(starts)
+        self.sorted = self.num_groups <= MAX_GROUPS
+        if not self.sorted:
+            return
+        self.keys = torch.cat(keys)
+        self.local_index = torch.cat(locals_)
+        # first position of each run of equal keys, so a left neighbour maps to its earliest sample
+        new_run = torch.ones_like(self.keys, dtype=torch.bool)
+        new_run[1:] = self.keys[1:] != self.keys[:-1]
+        positions = torch.arange(self.keys.numel(), device=self.device)
+        self.run_start = torch.cummax(torch.where(new_run, positions, torch.zeros_like(positions)), 0).values
+        self.group_start = torch.tensor(starts, device=self.device)
+        self.group_end = torch.tensor(ends, device=self.device)
+        group_session = torch.tensor(sessions, device=self.device)
+        per_session = [torch.nonzero(group_session == s).squeeze(1) for s in range(len(labels))]
+        width = max(g.numel() for g in per_session)
+        self.session_groups = torch.full((len(labels), width), -1, dtype=torch.long, device=self.device)
+        for s, groups in enumerate(per_session):
+            self.session_groups[s, : groups.numel()] = groups
+        self.all_labels = torch.cat(labels)
+        self.session_offset = torch.tensor([0] + [l.shape[0] for l in labels], device=self.device).cumsum(0)[:-1]
+
+    def nearest(self, queries: torch.Tensor, session: torch.Tensor) -> torch.Tensor:
+        """Local time index of the label nearest to each query (Q, d), searched in `session` (Q,)."""
+        if not self.sorted:
+            return self._brute_force(queries, session)
+        groups = self.session_groups[session]  # (Q, G)
+        valid_group = groups >= 0
+        groups = groups.clamp(min=0)
+        value = queries[:, self.column].double().clamp(self.low, self.high)
+        key = groups * self.span + value[:, None]
+        right = torch.searchsorted(self.keys, key)
+        start, end = self.group_start[groups], self.group_end[groups]
+        left = self.run_start[(right - 1).clamp(min=0)]
+        candidates = torch.stack([left, right.clamp(max=self.keys.numel() - 1)], dim=-1)  # (Q, G, 2)
+        ok = torch.stack([right - 1 >= start, right < end], dim=-1) & valid_group[..., None]
+        local = self.local_index[candidates]
+        offset = self.session_offset[session][:, None, None]
+        diff = self.all_labels[local + offset].double() - queries.double()[:, None, None, :]
+        dist = (diff * diff).sum(-1).masked_fill(~ok, float("inf"))
+        flat_dist = dist.reshape(dist.shape[0], -1)
+        flat_local = local.reshape(local.shape[0], -1)
+        best = flat_dist.min(dim=1, keepdim=True).values
+        # ties go to the earliest sample, like argmin over time
+        tie_broken = torch.where(flat_dist == best, flat_local, torch.iinfo(torch.long).max)
+        return tie_broken.min(dim=1).values
+
+    def _brute_force(self, queries: torch.Tensor, session: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(queries.shape[0], dtype=torch.long, device=queries.device)
+        for s, lab in enumerate(self.labels):  # fallback path only
+            rows = torch.nonzero(session == s).squeeze(1)
+            for chunk in rows.split(BRUTE_FORCE_CHUNK):
+                out[chunk] = brute_force_nearest(lab, queries[chunk])
+        return out
+
+
+def brute_force_nearest(labels: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """Exact argmin over all T labels of the squared distance to each query (first index on ties)."""
+    dist = torch.cdist(queries.double(), labels.double()).square()
+    return dist.argmin(dim=1)
+
+
+def _uniform_indices(lengths: torch.Tensor, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """(S, B) indices, uniform over [0, T_s) in each session s, drawn as floor(U * T_s) like CEBRA."""
+    u = torch.rand((lengths.numel(), batch), generator=generator, device=lengths.device, dtype=torch.float64)
+    return (u * lengths[:, None]).long()
+
+
+class SingleSessionSampler:
+    """CEBRA's single-session ContinuousDataLoader with TimedeltaDistribution."""
+
+    def __init__(self, labels: torch.Tensor, time_offset: int, generator: torch.Generator):
+        self.labels = labels
+        self.generator = generator
+        self.delta = torch.zeros_like(labels)  # the first time_offset rows stay zero, as in CEBRA
+        self.delta[time_offset:] = labels[time_offset:] - labels[:-time_offset]
+        self.index = NearestLabelIndex([labels])
+        self.length = torch.tensor([labels.shape[0]], device=labels.device)
+
+    def sample(self, batch: int) -> Batch:
+        indices = _uniform_indices(self.length, 2 * batch, self.generator)[0]
+        reference, negative = indices[:batch], indices[batch:]
+        k = _uniform_indices(self.length, batch, self.generator)[0]
+        query = self.labels[reference] + self.delta[k]
+        session = torch.zeros(batch, dtype=torch.long, device=query.device)
+        positive = self.index.nearest(query, session)
+        return Batch(reference[None], positive[None], negative[None])
+
+
+class MultiSessionSampler:
+    """CEBRA's MultisessionSampler: positives from a uniformly permuted choice of sessions."""
+
+    def __init__(self, labels: list[torch.Tensor], time_offset: int, generator: torch.Generator):
+        self.generator = generator
+        self.num_sessions = len(labels)
+        device = labels[0].device
+        self.lengths = torch.tensor([l.shape[0] for l in labels], device=device)
+        self.offsets = torch.cat([torch.zeros(1, dtype=torch.long, device=device), self.lengths.cumsum(0)[:-1]])
+        self.all_labels = torch.cat(labels)
+        # one pooled table of valid differences only (no zero rows, unlike single-session)
+        self.delta = torch.cat([l[time_offset:] - l[:-time_offset] for l in labels])
+        self.index = NearestLabelIndex(labels)
+
+    def sample(self, batch: int) -> Batch:
+        num = self.num_sessions * batch
+        reference = _uniform_indices(self.lengths, batch, self.generator)
+        negative = _uniform_indices(self.lengths, batch, self.generator)
+        k = torch.randint(0, self.delta.shape[0], (num,), generator=self.generator, device=self.delta.device)
+        query = self.all_labels[(reference + self.offsets[:, None]).reshape(-1)] + self.delta[k]
+        permutation = torch.randperm(num, generator=self.generator, device=query.device)
+        # slot (i, j) takes query permutation[i*B + j] and finds its positive in session i
+        slot_session = torch.arange(self.num_sessions, device=query.device).repeat_interleave(batch)
+        positive = self.index.nearest(query[permutation], slot_session).reshape(self.num_sessions, batch)
+        return Batch(reference, positive, negative, positive_order=torch.argsort(permutation))
+
+
+class AdaptationSampler:
+    """Samples for fitting a new session into a trained multi-session space (`CEBRA.adapt`).
+
+    References come from the new session; the positive of each reference is the nearest label
+    (to label[ref] + delta) in a uniformly chosen trained session, and negatives are uniform in
+    every trained session, B each. Positives and negatives are returned as rows of the trained
+    sessions concatenated in order, since their (frozen) embeddings are looked up, not computed.
+    """
+
+    def __init__(self, new_labels: torch.Tensor, trained_labels: list[torch.Tensor], time_offset: int,
+                 generator: torch.Generator):  # fmt: skip
+        self.new_labels = new_labels
+        self.generator = generator
+        device = new_labels.device
+        self.lengths = torch.tensor([l.shape[0] for l in trained_labels], device=device)
+        self.offsets = torch.cat([torch.zeros(1, dtype=torch.long, device=device), self.lengths.cumsum(0)[:-1]])
+        sessions = trained_labels + [new_labels]
+        self.delta = torch.cat([l[time_offset:] - l[:-time_offset] for l in sessions])
+        self.index = NearestLabelIndex(trained_labels)
+
+    def sample(self, batch: int) -> Batch:
+        device = self.new_labels.device
+        reference = _uniform_indices(torch.tensor([self.new_labels.shape[0]], device=device), batch, self.generator)[0]
+        negative = (_uniform_indices(self.lengths, batch, self.generator) + self.offsets[:, None]).reshape(-1)
+        k = torch.randint(0, self.delta.shape[0], (batch,), generator=self.generator, device=device)
+        query = self.new_labels[reference] + self.delta[k]
+        session = torch.randint(0, self.lengths.numel(), (batch,), generator=self.generator, device=device)
+        positive = self.index.nearest(query, session) + self.offsets[session]
+        return Batch(reference[None], positive[None], negative[None])

@@ -1,0 +1,129 @@
+"""Shared test helpers: the repository root, the real sessions (via CEBRA_SHARED_DATA), running the
+workflow through the `snakemake` CLI in a temporary working directory, and a local HTTP server."""
+
+from __future__ import annotations
+
+import copy
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ENV = "CEBRA_SHARED_DATA"
+
+
+def shared_file(name: str) -> Path:
+    """A file of the project's shared data folder, or skip the test with the reason."""
+    root = os.environ.get(SHARED_ENV)
+    if not root:
+        pytest.skip(f"{SHARED_ENV} is not set (point it at shared/data to run tests on the real sessions)")
+    path = Path(root) / "rat_hippocampus" / name
+    if not path.is_file():
+        pytest.skip(f"{path} not found ({SHARED_ENV}={root})")
+    return path
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def write_config(path: Path, base: str | None = "sample.yaml", **overrides) -> Path:
+    """A config file: ``config/<base>`` with ``overrides`` merged in (nested dicts merge)."""
+    config = yaml.safe_load((REPO / "config" / base).read_text()) if base else {}
+    path.write_text(yaml.safe_dump(deep_merge(config, overrides), sort_keys=False))
+    return path
+
+
+def snakemake_command(workdir: Path, *args: str, configfile: Path | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "snakemake", "--directory", str(workdir), "--cores", "2", *args]
+    if configfile is not None:  # last: --configfile takes several values
+        cmd += ["--configfile", str(configfile)]
+    return cmd
+
+
+def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
+                  timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the workflow's CLI from the repository root (so the default profile applies)."""
+    proc = subprocess.run(
+        snakemake_command(workdir, *args, configfile=configfile),
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+class FileServer:
+    """An HTTP server on 127.0.0.1 serving in-memory files; can truncate the first N responses."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.truncate_first = 0
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                server.requests.append(self.path)
+                body = server.files.get(self.path.rsplit("/", 1)[-1])
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if server.truncate_first > 0:  # a full Content-Length, then half the body
+                    server.truncate_first -= 1
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/data/"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def file_server():
+    with FileServer() as server:
+        yield server
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens (a server that is down)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/data/"

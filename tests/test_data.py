@@ -1,0 +1,154 @@
+"""Session files: loading (.jl only after its MD5 check, .npz, .parquet), validation, parquet I/O."""
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from cebra_core.data import (
+    SessionError,
+    atomic_output,
+    embedding_frame,
+    load_session,
+    md5sum,
+    read_labels,
+    read_session,
+    write_session,
+)
+from cebra_core.download import PUBLISHED
+from conftest import shared_file
+
+
+def make_session(t=200, n=7, seed=0):
+    rng = np.random.default_rng(seed)
+    neural = rng.poisson(0.3, (t, n)).astype(np.float64)
+    right = (np.arange(t) // 50) % 2
+    labels = np.stack([np.linspace(0, 1.6, t), right, 1 - right], axis=1)
+    return neural, labels
+
+
+class Trap:
+    """Unpickling this creates a marker file: proof that a pickle was opened."""
+
+    def __init__(self, marker):
+        self.marker = Path(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_parquet_roundtrip(tmp_path):
+    neural, labels = make_session()
+    write_session(tmp_path / "s.parquet", neural, labels, session="s")
+    frame = pd.read_parquet(tmp_path / "s.parquet")
+    assert list(frame.columns) == [f"n{i}" for i in range(7)] + ["position", "right", "left"]
+    assert all(dtype == np.float32 for dtype in frame.dtypes)
+    x, y = read_session(tmp_path / "s.parquet")
+    np.testing.assert_array_equal(x, neural.astype(np.float32))
+    np.testing.assert_array_equal(y, labels.astype(np.float32))
+    np.testing.assert_array_equal(read_labels(tmp_path / "s.parquet"), y)
+    assert [p.name for p in tmp_path.iterdir()] == ["s.parquet"]  # no temporary left
+    x2, _ = load_session(tmp_path / "s.parquet")  # a session table is also a valid input
+    np.testing.assert_array_equal(x2, x)
+
+
+def test_npz(tmp_path):
+    neural, labels = make_session(n=11)
+    np.savez(tmp_path / "rat.npz", spikes=neural, position=labels)
+    x, y = load_session(tmp_path / "rat.npz", session="rat")
+    assert x.shape == (200, 11) and y.shape == (200, 3) and x.dtype == np.float32
+    np.savez(tmp_path / "bad.npz", spikes=neural, speed=labels)
+    with pytest.raises(SessionError, match=r"session 'mouse' .*bad\.npz.*missing key\(s\) position or labels"):
+        load_session(tmp_path / "bad.npz", session="mouse")
+    np.savez(tmp_path / "obj.npz", spikes=np.array([neural, None], dtype=object), position=labels)
+    with pytest.raises(SessionError, match="without pickle"):
+        load_session(tmp_path / "obj.npz")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda x, y: (x[:, 0], y), "must be 2-D"),
+        (lambda x, y: (x, y[:, :2]), r"labels must have shape \(time, 3\)"),
+        (lambda x, y: (x[:-5], y), "200 time bins but labels have 195|195 time bins but labels have 200"),
+        (lambda x, y: (np.where(np.arange(200)[:, None] == 17, np.nan, x), y), "NaN/inf .*time bin 17"),
+        (lambda x, y: (x, np.where(np.arange(200)[:, None] == 3, np.inf, y)), "labels contain"),
+        (lambda x, y: (x, np.column_stack([y[:, 0], y[:, 1] * 2, y[:, 2]])), "only 0 and 1"),
+        (lambda x, y: (x[:5], y[:5]), "at least 10 time bins"),
+    ],
+)
+def test_bad_sessions_named_in_errors(tmp_path, change, message):
+    neural, labels = change(*make_session())
+    path = tmp_path / "odd.npz"
+    np.savez(path, spikes=neural, position=labels)
+    with pytest.raises(SessionError, match=message) as err:
+        load_session(path, session="odd")
+    assert "session 'odd'" in str(err.value) and str(path) in str(err.value)
+
+
+def test_unverified_jl_is_never_unpickled(tmp_path):
+    marker = tmp_path / "UNPICKLED"
+    path = tmp_path / "evil.jl"
+    joblib.dump(Trap(marker), path)
+    with pytest.raises(SessionError, match="never opened unverified"):
+        load_session(path, session="evil")
+    with pytest.raises(SessionError, match="does not match the configured md5"):
+        load_session(path, session="evil", md5="0" * 32)
+    assert not marker.exists()
+    # The guard is what stops it: with its own MD5 configured the pickle is opened.
+    with pytest.raises(SessionError, match="expected a dict"):
+        load_session(path, session="evil", md5=md5sum(path))
+    assert marker.exists()
+
+
+def test_jl_with_configured_md5(tmp_path):
+    neural, labels = make_session()
+    path = tmp_path / "mine.jl"
+    joblib.dump({"spikes": neural, "position": labels}, path)
+    x, y = load_session(path, md5=md5sum(path).upper())
+    assert x.shape == (200, 7) and y.shape == (200, 3)
+    joblib.dump({"spikes": neural}, path)
+    with pytest.raises(SessionError, match="missing key"):
+        load_session(path, md5=md5sum(path))
+
+
+def test_other_problems(tmp_path):
+    with pytest.raises(SessionError, match="file not found"):
+        load_session(tmp_path / "none.npz", session="x")
+    (tmp_path / "x.csv").write_text("1,2\n")
+    with pytest.raises(SessionError, match="unknown file type"):
+        load_session(tmp_path / "x.csv")
+    pd.DataFrame({"a": [1.0]}).to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(SessionError, match="session table needs columns"):
+        load_session(tmp_path / "t.parquet")
+
+
+def test_atomic_output_leaves_nothing_on_failure(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_output(tmp_path / "out.parquet") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_embedding_frame():
+    _, labels = make_session(t=120)
+    z = np.random.default_rng(0).normal(size=(120, 3))
+    frame = embedding_frame("buddy", z, labels)
+    assert list(frame.columns) == ["session", "time", "z0", "z1", "z2", "position", "direction"]
+    assert frame["time"].tolist() == list(range(120))
+    assert set(frame["direction"]) == {"left", "right"}
+    assert (frame["direction"] == "right").tolist() == (labels[:, 1] == 1).tolist()
+
+
+def test_real_sessions():
+    buddy = shared_file("buddy.jl")
+    assert md5sum(buddy) == PUBLISHED["buddy"]["jl_md5"]
+    x, y = load_session(buddy)  # accepted: its MD5 is the published one
+    assert x.shape == (6577, 48) and y.shape == (6577, 3)
+    np.testing.assert_array_equal(y[:, 1] + y[:, 2], 1)
+    x, y = load_session(shared_file("achilles_reconstructed.npz"), session="achilles")
+    assert x.shape == (10178, 120) and y.shape == (10178, 3)
+    assert 0 <= y[:, 0].min() and y[:, 0].max() <= 1.6

@@ -1,0 +1,25 @@
+"""Rotate every session's embedding onto the first session's (Procrustes on label neighbours)."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+import pandas as pd
+
+from cebra_core.alignment import align_to_reference
+from cebra_core.data import embedding_columns, read_labels, write_table
+
+names = list(snakemake.params.sessions)
+table = pd.concat([pd.read_parquet(path) for path in snakemake.input.embeddings], ignore_index=True)
+z = embedding_columns(table)
+parts = {name: table[table["session"] == name].sort_values("time") for name in names}
+labels = {name: read_labels(path) for name, path in zip(names, snakemake.input.sessions)}
+aligned = align_to_reference(
+    {name: part[z].to_numpy() for name, part in parts.items()}, labels, reference=names[0], top_k=snakemake.params.top_k
+)
+for name, part in parts.items():
+    part[z] = aligned[name]
+write_table(pd.concat(parts.values(), ignore_index=True), snakemake.output[0])
+logging.info("aligned %s onto %s", names[1:], names[0])

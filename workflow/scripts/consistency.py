@@ -1,0 +1,29 @@
+"""Consistency (R² of linear maps between label-binned embeddings) for single- and multi-session fits."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+import pandas as pd
+
+from cebra_core.data import embedding_columns, write_table
+from cebra_core.metrics import consistency_score
+
+names = list(snakemake.params.sessions)
+rows = []
+for kind in ("single", "multi"):
+    table = pd.read_parquet(snakemake.input[kind])
+    z = embedding_columns(table)
+    parts = [table[table["session"] == name].sort_values("time") for name in names]
+    scores, pairs, _ = consistency_score(
+        [p[z].to_numpy() for p in parts],
+        labels=[p["position"].to_numpy() for p in parts],
+        dataset_ids=names,
+        between="datasets",
+        num_discretization_bins=snakemake.params.bins,
+    )
+    rows += [{"kind": kind, "source": str(a), "target": str(b), "score": float(s)} for (a, b), s in zip(pairs, scores)]
+    logging.info("%s: mean consistency %.3f", kind, sum(float(s) for s in scores) / len(scores))
+write_table(pd.DataFrame(rows, columns=["kind", "source", "target", "score"]), snakemake.output[0])

@@ -1,0 +1,23 @@
+"""Download one published rat and verify both MD5s (cebra_core.download); nothing is unpickled here."""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+from cebra_core.download import DEFAULT_BASE_URL, fetch_session
+
+options = snakemake.params.download
+session = snakemake.wildcards.session
+checksums = options.get("checksums", {}).get(session, {})
+fetch_session(
+    session,
+    Path(snakemake.output[0]),
+    base_url=options.get("base_url", DEFAULT_BASE_URL),
+    gz_md5=checksums.get("gz_md5"),
+    jl_md5=checksums.get("jl_md5"),
+    retries=options.get("retries", 3),
+    timeout=options.get("timeout", 60),
+)

@@ -1,0 +1,19 @@
+"""The two consistency heatmaps (single- vs multi-session), from the tidy consistency table."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+import pandas as pd
+
+from cebra_core.plots import plot_consistency_comparison, save_figure
+
+table = pd.read_parquet(snakemake.input[0])
+panels = []
+for kind in ("single", "multi"):
+    part = table[table["kind"] == kind]
+    panels.append((part["score"].to_numpy(), part[["source", "target"]].to_numpy(), list(snakemake.params.sessions)))
+figure = plot_consistency_comparison(*panels)
+save_figure(figure, snakemake.output[0], formats=("png",))

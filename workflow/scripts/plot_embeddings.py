@@ -1,0 +1,26 @@
+"""The 2 x S embedding grid: aligned single-session fits on top, the multi-session fit below."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+import pandas as pd
+
+from cebra_core.data import embedding_columns
+from cebra_core.plots import plot_embedding_grid, save_figure
+
+
+def panels(path):
+    table = pd.read_parquet(path)
+    z = embedding_columns(table)[:3]
+    out = {}
+    for name in snakemake.params.sessions:
+        part = table[table["session"] == name].sort_values("time")
+        out[name] = (part[z].to_numpy(), part["position"].to_numpy(), (part["direction"] == "right").to_numpy())
+    return out
+
+
+figure = plot_embedding_grid(panels(snakemake.input.single), panels(snakemake.input.multi))
+save_figure(figure, snakemake.output[0], formats=("png",))

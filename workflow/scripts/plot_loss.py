@@ -1,0 +1,19 @@
+"""Training loss curves of every fit (single-session per rat, and the multi-session fit)."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+import pandas as pd
+
+from cebra_core.plots import plot_loss_curves, save_figure
+
+histories = {}
+for path in [*snakemake.input.single, snakemake.input.multi]:
+    table = pd.read_parquet(path).sort_values("iteration")
+    name = table["fit"].iloc[0]
+    histories[name if name == "multi" else f"single-{name}"] = table["total"].to_numpy()
+smooth = max(1, min(100, min(len(h) for h in histories.values()) // 10))
+save_figure(plot_loss_curves(histories, smooth=smooth), snakemake.output[0], formats=("png",))
