@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from cebra_core.alignment import OrthogonalProcrustesAlignment
-from cebra_core.decoding import cross_decode, cross_decode_table, knn_decode, knn_predict
+from cebra_core.decoding import (
+    cross_decode,
+    cross_decode_table,
+    knn_decode,
+    knn_predict,
+)
 
 
 def ring_session(rng, T, noise=0.05, rotation=None):
@@ -20,7 +25,10 @@ def test_knn_predict_equals_brute_force_cosine():
     rng = np.random.default_rng(0)
     train, test = rng.normal(size=(600, 4)), rng.normal(size=(200, 4))
     target = rng.uniform(size=600)
-    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+
+    def unit(x):
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
     cos_dist = 1 - unit(test) @ unit(train).T
     idx = np.argsort(cos_dist, axis=1)[:, :7]
     np.testing.assert_allclose(knn_predict(train, target, test, n_neighbors=7), target[idx].mean(1), atol=1e-12)

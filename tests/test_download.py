@@ -16,7 +16,7 @@ import pytest
 from cebra_core import download
 from cebra_core.data import load_session
 from cebra_core.download import PUBLISHED, DownloadError, fetch_session
-from conftest import REPO, run_snakemake, shared_file, write_config
+from conftest import run_snakemake, shared_file, write_config
 
 
 def md5(data: bytes) -> str:
@@ -141,4 +141,3 @@ def test_download_rule_through_snakemake(tmp_path, file_server, buddy_gz):
     assert "checksum mismatch" in proc.stdout + proc.stderr
     assert not (work2 / "results/data/raw/buddy.jl").exists()
     assert leftovers(work2 / "results/data/raw") == []
-    assert (REPO / "workflow/scripts/download_session.py").is_file()

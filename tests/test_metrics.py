@@ -61,7 +61,8 @@ def test_scores_equal_plain_reference_and_pair_order():
     assert out_ids.tolist() == ids
     expected_pairs = [(a, b) for a in ids for b in ids if a != b]
     assert [tuple(p) for p in pairs.tolist()] == expected_pairs
-    assert pairs.tolist()[:4] == [["achilles", "buddy"], ["achilles", "cicero"], ["achilles", "gatsby"], ["buddy", "achilles"]]
+    assert pairs.tolist()[:4] == [["achilles", "buddy"], ["achilles", "cicero"], ["achilles", "gatsby"],
+                                  ["buddy", "achilles"]]
     lo = min(lab.min() for lab in labels)
     hi = max(lab.max() for lab in labels)
     binned = [reference_binning(e, lab, lo, hi) for e, lab in zip(embs, labels)]
@@ -188,5 +189,5 @@ def test_bad_input_errors():
         consistency_score(embs, labels[:1])
     nan_label = labels[1].copy()
     nan_label[0] = np.nan
-    with pytest.raises(ValueError, match="'b'.*NaN"):
+    with pytest.raises(ValueError, match=r"'b'.*NaN"):
         consistency_score(embs, [labels[0], nan_label], ["a", "b"])

@@ -57,6 +57,7 @@ def test_save_figure_writes_png_and_pdf_atomically(tmp_path):
     mode = (tmp_path / "sub" / "line.png").stat().st_mode & 0o777
     assert mode & 0o044  # readable by others under a usual umask, unlike mkstemp's 0600
     assert save_figure(fig, tmp_path / "line", formats=("svg",)) == [tmp_path / "line.svg"]
+    assert save_figure(fig, tmp_path / "fig.svg") == [tmp_path / "fig.png", tmp_path / "fig.pdf"]
     # Vector output is reproducible: no timestamps.
     pdf1 = (tmp_path / "sub" / "line.pdf").read_bytes()
     save_figure(fig, tmp_path / "sub" / "line.png")
@@ -82,7 +83,8 @@ def test_embedding_grid(tmp_path, sessions):
 
 def test_consistency_heatmap_numbers(tmp_path, sessions):
     single, _ = sessions
-    scores, pairs, ids = consistency_score([v[0] for v in single.values()], [v[1] for v in single.values()], list(single))
+    embs, labels = [v[0] for v in single.values()], [v[1] for v in single.values()]
+    scores, pairs, ids = consistency_score(embs, labels, list(single))
     ax = plot_consistency(scores, pairs, ids, title="single animal", vmin=0, vmax=100)
     matrix = np.asarray(ax.images[0].get_array(), dtype=float)
     assert matrix.shape == (4, 4) and np.isnan(np.diag(matrix)).all()
@@ -135,7 +137,7 @@ def test_loss_curves(tmp_path):
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == list(hist)
     assert ax.get_xlabel() == "Iteration" and ax.get_ylabel() == "InfoNCE loss"
-    smoothed = [line for line in ax.lines if line.get_label() == "multi-session"][0]
+    smoothed = next(line for line in ax.lines if line.get_label() == "multi-session")
     assert smoothed.get_ydata()[-1] == pytest.approx(hist["multi-session"][-100:].mean())
     png, pdf = save_figure(fig, tmp_path / "loss.png")
     assert_real_image(png, pdf)

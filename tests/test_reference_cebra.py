@@ -10,19 +10,17 @@ import numpy as np
 import pytest
 
 cebra = pytest.importorskip(
-    "cebra", reason="CEBRA 0.6.1 is not installed here: pip install cebra==0.6.1 torch==2.13.0 to run the reference tests")
+    "cebra",
+    reason="CEBRA 0.6.1 is not installed here: pip install cebra==0.6.1 torch==2.13.0 to run the reference tests")
 if cebra.__version__ != "0.6.1":
     pytest.skip(f"reference tests are pinned to CEBRA 0.6.1, found {cebra.__version__}", allow_module_level=True)
 
 import cebra.data.helper  # noqa: E402
 import cebra.integrations.matplotlib  # noqa: E402
 import cebra.integrations.sklearn.metrics  # noqa: E402
-import matplotlib  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402  (CEBRA's plot uses pyplot; headless it picks Agg)
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from cebra_core.alignment import OrthogonalProcrustesAlignment  # noqa: E402
+from cebra_core.alignment import OrthogonalProcrustesAlignment, nearest_label_indices  # noqa: E402
 from cebra_core.decoding import knn_predict  # noqa: E402
 from cebra_core.metrics import consistency_score  # noqa: E402
 from cebra_core.plots import plot_consistency  # noqa: E402
@@ -53,6 +51,10 @@ def test_alignment_rotation_equals_cebra():
         return (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32)
 
     ref, data = embed(ref_label), (embed(label) @ q.T).astype(np.float32)
+    # Our neighbours have exactly CEBRA's rounded distances (only the order among ties differs).
+    dist = cebra.data.helper.OrthogonalProcrustesAlignment()._distance(label, ref_label)
+    ours_idx = nearest_label_indices(label, ref_label, 5)
+    np.testing.assert_array_equal(np.take_along_axis(dist, ours_idx, 1), np.sort(dist, axis=1)[:, :5])
     theirs_al = cebra.data.helper.OrthogonalProcrustesAlignment()
     aligned_theirs = theirs_al.fit_transform(ref, data, ref_label, label)
     ours_al = OrthogonalProcrustesAlignment()
@@ -102,7 +104,8 @@ def test_consistency_datasets_equals_cebra(dtype, atol):
     assert ours[2].tolist() == theirs[2].tolist()
     # Repeated ids: same averaging and the same (not de-duplicated) pairs.
     rep = ["a", "b", "a", "c"]
-    theirs = cebra.integrations.sklearn.metrics.consistency_score(embs, between="datasets", labels=labels, dataset_ids=rep)
+    theirs = cebra.integrations.sklearn.metrics.consistency_score(
+        embs, between="datasets", labels=labels, dataset_ids=rep)
     with pytest.warns(RuntimeWarning):
         ours = consistency_score(embs, labels, rep)
     np.testing.assert_allclose(ours[0], theirs[0], atol=atol)

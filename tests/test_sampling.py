@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from scipy import stats
 
@@ -14,28 +13,32 @@ DELTA = 10
 
 
 # ----------------------------------------------------------------------------- helpers
-def brute_force(labels: torch.Tensor, queries: torch.Tensor, chunk: int = 1024):
+def brute_force(labels: torch.Tensor, queries: torch.Tensor, chunk: int = 2048, k: int = 16):
     """Nearest label over all T samples, float64: (argmin (first on ties), min squared distance, number tied).
 
-    Every sample is considered: a matmul-form distance (error ~1e-15 of the norms) pre-selects all samples
-    within a generous 1e-9 of the minimum, and those are compared with the exact sum of squared differences.
+    Every distinct label row is considered. A matmul-form distance (error ~1e-15 of the norms) shortlists the
+    k closest rows, and the shortlist provably holds every row within 1e-12 of the minimum; those are compared
+    with the exact sum of squared differences. Ties go to the row's earliest time index, as argmin does.
     """
     lab = labels.double()
-    lab_sq = (lab * lab).sum(1)
+    T = lab.shape[0]
+    rows, inverse = torch.unique(lab, dim=0, return_inverse=True)
+    first = torch.full((rows.shape[0],), T).scatter_reduce(0, inverse, torch.arange(T), "amin")
+    count = torch.bincount(inverse, minlength=rows.shape[0])
+    rows_sq = (rows * rows).sum(1)
+    k = min(k, rows.shape[0])
     index, best, ties = [], [], []
     for q in queries.double().split(chunk):
-        q_sq = (q * q).sum(1)
-        approx = torch.addmm(lab_sq[None], q, lab.T, alpha=-2.0)  # + |q|^2, constant per row, left out
-        tol = 1e-9 * (1.0 + q_sq[:, None] + lab_sq.max())
-        row, col = torch.nonzero(approx <= approx.min(dim=1, keepdim=True).values + tol, as_tuple=True)
-        exact = ((lab[col] - q[row]) ** 2).sum(-1)
-        n = q.shape[0]
-        m = torch.full((n,), float("inf"), dtype=torch.float64).scatter_reduce(0, row, exact, "amin")
-        at_min = exact == m[row]
-        first = torch.full((n,), lab.shape[0], dtype=torch.long).scatter_reduce(0, row[at_min], col[at_min], "amin")
-        index.append(first)
+        approx = torch.addmm(rows_sq[None], q, rows.T, alpha=-2.0)  # |x|^2 - 2 x.q (+|q|^2, constant per query)
+        shortlist, candidate = approx.topk(k, dim=1, largest=False, sorted=True)
+        tol = 1e-12 * (1.0 + (q * q).sum(1) + rows_sq.max())
+        assert k == rows.shape[0] or (shortlist[:, -1] - shortlist[:, 0] > tol).all(), "shortlist too short"
+        exact = ((rows[candidate] - q[:, None]) ** 2).sum(-1)
+        m = exact.min(dim=1).values
+        at_min = exact == m[:, None]
+        index.append(torch.where(at_min, first[candidate], T).min(dim=1).values)
         best.append(m)
-        ties.append(torch.bincount(row[at_min], minlength=n))
+        ties.append((count[candidate] * at_min).sum(dim=1))
     return torch.cat(index), torch.cat(best), torch.cat(ties)
 
 
@@ -131,6 +134,24 @@ def test_nearest_is_restricted_to_the_target_session():
         want, best, _ = brute_force(lab, queries[mask])
         assert torch.equal(sq_dist(lab, got[mask], queries[mask]), best)
         assert torch.equal(got[mask], want)
+
+
+def test_nearest_at_session_and_group_boundaries():
+    # A query below a later session's range has, as sorted neighbours, the previous session's last sample;
+    # a session with fewer discrete groups than another is padded. Neither may leak into (or crash on) the
+    # other session's samples.
+    ramp = torch.linspace(0, 1, 1000)
+    long_two_groups = torch.stack([ramp, (torch.arange(1000) % 2).float()], 1)
+    long_one_group = torch.stack([ramp, torch.ones(1000)], 1)
+    short_one_group = torch.stack([torch.linspace(0.5, 1, 50), torch.ones(50)], 1)
+    queries = torch.tensor([[0.2, 1.0], [-3.0, 1.0], [0.99, 1.0], [4.0, 0.0], [0.7, 0.0], [0.5, 2.0]])
+    for sessions in ([long_one_group, short_one_group], [long_two_groups, short_one_group]):
+        index = NearestLabelIndex(sessions)
+        assert index.sorted
+        for s, lab in enumerate(sessions):
+            got = index.nearest(queries, torch.full((len(queries),), s))
+            want, best, _ = brute_force(lab, queries)
+            assert torch.equal(got, want)
 
 
 def test_nearest_fallback_two_continuous_columns():

@@ -122,9 +122,13 @@ def assert_not_blank(png):
 
 @pytest.mark.slow
 def test_sample_workflow_outputs(sample_run):
+    check_sample_outputs(sample_run)
+
+
+def check_sample_outputs(work):
+    """Every output of a finished sample run in ``work`` (also used by the SLURM test)."""
     from cebra_core import CEBRA
 
-    work = sample_run
     for rat in RATS:
         table = pd.read_parquet(work / f"results/data/sessions/{rat}.parquet")
         assert table.shape == (sample_length(rat), RAT_SHAPES[rat][1] + 3)
@@ -210,9 +214,7 @@ def test_killed_fit_resumes_and_matches(sample_run, tmp_path):
 def test_real_data_smoke(tmp_path):
     """achilles + buddy from the shared folder through the local-sessions example config."""
     shared_file("buddy.jl"), shared_file("achilles_reconstructed.npz")
-    config = write_config(tmp_path / "real.yaml", base="local.example.yaml",
-                          cebra={"max_iterations": 400, "checkpoint_every": 200})
-    run_snakemake(tmp_path / "work", configfile=config)
+    run_snakemake(tmp_path / "work", configfile=REPO / "config/local.example.yaml")
     work = tmp_path / "work"
     for rat, shape in (("achilles", (10178, 120)), ("buddy", (6577, 48))):
         table = pd.read_parquet(work / f"results/data/sessions/{rat}.parquet")
@@ -224,3 +226,18 @@ def test_real_data_smoke(tmp_path):
     assert means["multi"] > means["single"]
     for figure in ("embeddings", "consistency", "loss"):
         assert_not_blank(work / f"results/figures/{figure}.png")
+
+
+def test_bad_local_session_fails_with_a_clear_message(tmp_path):
+    rng = np.random.default_rng(0)
+    good = {"spikes": rng.poisson(0.2, (300, 9)), "position": np.column_stack(
+        [np.linspace(0, 1.6, 300), np.ones(300), np.zeros(300)])}
+    np.savez(tmp_path / "good.npz", **good)
+    np.savez(tmp_path / "bad.npz", spikes=good["spikes"])
+    config = write_config(tmp_path / "local.yaml", base="local.example.yaml", sessions=["one", "two"],
+                          data={"local": {"one": str(tmp_path / "good.npz"), "two": str(tmp_path / "bad.npz")}})
+    proc = run_snakemake(tmp_path / "work", "results/data/sessions/two.parquet", configfile=config, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"session 'two' ({tmp_path / 'bad.npz'}): missing key(s) position or labels" in out
+    assert not (tmp_path / "work/results/data/sessions/two.parquet").exists()

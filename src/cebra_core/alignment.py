@@ -2,15 +2,16 @@
 
 CEBRA matches every row of ``data`` to the ``top_k`` reference rows whose labels are nearest,
 then solves the orthogonal Procrustes problem on those matched pairs (no centring, no scaling).
-CEBRA builds the full n_data x n_ref distance matrix for the match; here a k-d tree finds a few
-candidates per row and CEBRA's own distance formula ranks them, so memory stays O(n·k) and the
-chosen neighbours (hence the rotation) are CEBRA's up to exact ties.
+CEBRA builds the full n_data x n_ref distance matrix for the match; here a k-d tree finds the
+few candidates per row that CEBRA's rounded distance formula could rank first, and that formula
+ranks them, so memory stays O(n_data · candidates) and the chosen neighbours (hence the
+rotation) are CEBRA's up to exact ties of its rounded distances.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -18,9 +19,10 @@ from scipy.spatial import cKDTree
 
 __all__ = ["OrthogonalProcrustesAlignment", "align_to_reference", "nearest_label_indices"]
 
-# Extra k-d tree candidates re-ranked with CEBRA's distance formula: covers rows whose order
-# flips between exact distances and CEBRA's float rounding of |a|^2 + |b|^2 - 2ab.
-_CANDIDATE_MARGIN = 8
+# Candidate rows per query in the first k-d tree pass, and the most (row x candidate) entries
+# held at once; rows whose candidates may not cover CEBRA's picks are re-queried with more.
+_FIRST_CANDIDATES = 8
+_MAX_ENTRIES = 1 << 18
 
 
 def _as_2d(array: npt.ArrayLike, name: str) -> np.ndarray:
@@ -44,26 +46,61 @@ def _cebra_sqdist(label: np.ndarray, ref_label: np.ndarray, idx: np.ndarray) -> 
     return norm_i[:, None] + norm_j[idx] - 2 * dot
 
 
+def _rounding_slack(label: np.ndarray, ref_label: np.ndarray) -> np.ndarray:
+    """Per-row bound on |CEBRA's rounded distance - exact distance|, doubled (both sides).
+
+    CEBRA evaluates |a|^2 + |b|^2 - 2 a.b in the labels' dtype; with the demo's float32 labels
+    that rounds neighbour distances to a few ulps of |a|^2, far coarser than the gaps between
+    nearby positions, so its 5 picks can be the 20th-nearest in exact terms.
+    """
+    dtype = np.result_type(label.dtype, ref_label.dtype)
+    eps = np.finfo(np.float64).eps
+    if np.issubdtype(dtype, np.floating):
+        eps = max(eps, float(np.finfo(dtype).eps))
+    d = label.shape[1]
+    scale = (label.astype(np.float64) ** 2).sum(1) + float((ref_label.astype(np.float64) ** 2).sum(1).max())
+    return 2 * (4 * d + 8) * eps * scale
+
+
 def nearest_label_indices(label: npt.ArrayLike, ref_label: npt.ArrayLike, top_k: int) -> np.ndarray:
     """Indices (n_data, top_k) of the reference rows nearest to each label row, nearest first.
 
-    Same neighbours as CEBRA's ``argsort`` over its full distance matrix, except among rows
-    whose CEBRA distances tie exactly: CEBRA's quicksort picks among them arbitrarily, here the
-    truly nearest (then the lower index) wins. Memory is O(n_data · top_k), not O(n_data · n_ref).
+    The same picks as CEBRA's ``argsort`` over its full distance matrix (same rounded distances),
+    except for the order among rows whose rounded distances tie exactly: CEBRA's quicksort picks
+    among those arbitrarily; here the truly nearest, then the lower index, wins.
+    A k-d tree gives the exact nearest rows; every row that CEBRA's rounding could move into
+    the top k is added as a candidate and ranked with CEBRA's formula. Memory stays
+    O(n_data · candidates) instead of O(n_data · n_ref).
     """
     label = _as_2d(label, "label")
     ref_label = _as_2d(ref_label, "ref_label")
     n_ref = len(ref_label)
-    n_cand = min(n_ref, top_k + _CANDIDATE_MARGIN)
-    tree = cKDTree(np.asarray(ref_label, dtype=np.float64))
-    exact, cand = tree.query(np.asarray(label, dtype=np.float64), k=n_cand)
-    cand = np.asarray(cand, dtype=np.intp).reshape(len(label), n_cand)
-    exact = np.asarray(exact).reshape(len(label), n_cand)
-    # Rank candidates by CEBRA's formula; among its ties (frequent with float32 labels, where
-    # the formula rounds to a few ulps) the truly nearest, then the lower index, wins.
-    dist = _cebra_sqdist(label, ref_label, cand)
-    order = np.lexsort((cand, exact, dist), axis=-1)[:, :top_k]
-    return np.take_along_axis(cand, order, axis=1)
+    if not 1 <= top_k <= n_ref:
+        raise ValueError(f"top_k must be between 1 and the {n_ref} reference rows, got {top_k}.")
+    label64 = label.astype(np.float64)
+    tree = cKDTree(ref_label.astype(np.float64))
+    slack = _rounding_slack(label, ref_label)
+    out = np.empty((len(label), top_k), dtype=np.intp)
+    pending = np.arange(len(label))
+    n_cand = min(n_ref, top_k + _FIRST_CANDIDATES)
+    while len(pending):
+        unresolved = []
+        step = max(1, _MAX_ENTRIES // n_cand)
+        for start in range(0, len(pending), step):
+            rows = pending[start:start + step]
+            exact, cand = tree.query(label64[rows], k=n_cand)
+            exact = np.asarray(exact).reshape(len(rows), n_cand) ** 2
+            cand = np.asarray(cand, dtype=np.intp).reshape(len(rows), n_cand)
+            # Covered when the farthest candidate is beyond the k-th exact distance + slack.
+            ok = (n_cand == n_ref) | (exact[:, -1] > exact[:, top_k - 1] + slack[rows])
+            unresolved.append(rows[~ok])
+            rows, exact, cand = rows[ok], exact[ok], cand[ok]
+            dist = _cebra_sqdist(label[rows], ref_label, cand)
+            order = np.lexsort((cand, exact, dist), axis=-1)[:, :top_k]
+            out[rows] = np.take_along_axis(cand, order, axis=1)
+        pending = np.concatenate(unresolved)
+        n_cand = min(n_ref, 4 * n_cand)
+    return out
 
 
 class OrthogonalProcrustesAlignment:
@@ -85,7 +122,7 @@ class OrthogonalProcrustesAlignment:
         data: npt.ArrayLike,
         ref_label: npt.ArrayLike | None = None,
         label: npt.ArrayLike | None = None,
-    ) -> "OrthogonalProcrustesAlignment":
+    ) -> OrthogonalProcrustesAlignment:
         """Find the orthogonal R minimising |X R - Y|_F over the label-matched row pairs."""
         ref_data = _as_2d(ref_data, "ref_data")
         data = _as_2d(data, "data")

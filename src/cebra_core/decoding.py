@@ -9,15 +9,15 @@ one space (the multi-session model, or single-session embeddings after Procruste
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy.spatial import cKDTree
 
-__all__ = ["DecodingResult", "knn_predict", "knn_decode", "cross_decode", "cross_decode_table"]
+__all__ = ["DecodingResult", "cross_decode", "cross_decode_table", "knn_decode", "knn_predict"]
 
 
 @dataclass

@@ -77,6 +77,11 @@ def _check_labels(y, num_samples: int, where: str) -> np.ndarray:
     return y
 
 
+def _check_positive_int(value, name: str) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 def _fingerprint(params: dict, arrays: Sequence[np.ndarray]) -> str:
     """Hash of the parameters and the exact data, so a checkpoint is only resumed by the same fit."""
     h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
@@ -145,10 +150,9 @@ class CEBRA:
         for name, supported in choices.items():
             if getattr(self, name) not in supported:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not supported; supported: {', '.join(supported)}")
-        for name in ("batch_size", "max_iterations", "output_dimension", "num_hidden_units", "time_offsets"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("batch_size", "max_iterations", "output_dimension", "num_hidden_units", "time_offsets",
+                     "checkpoint_every"):  # fmt: skip
+            _check_positive_int(getattr(self, name), name)
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
 
@@ -198,7 +202,8 @@ class CEBRA:
         if self.checkpoint_path is not None:
             if self.seed is None:
                 raise ValueError("a resumable fit (checkpoint_path set) needs a fixed seed")
-            params = {k: v for k, v in self.get_params().items() if k not in ("verbose", "checkpoint_path", "device")}
+            params = {k: v for k, v in self.get_params().items() if k not in ("verbose", "checkpoint_path")}
+            params["device"] = self.device_  # the sampler's RNG state only resumes on the same kind of device
             checkpoint = Checkpoint(Path(self.checkpoint_path), self.checkpoint_every, _fingerprint(params, neural + labels))
 
         log = train(
@@ -291,7 +296,7 @@ class CEBRA:
             return encoders[0], "the session"
         if session_id is None:
             raise ValueError(f"this is a multi-session model: pass session_id in [0, {len(encoders)})")
-        if not isinstance(session_id, (int, np.integer)) or not 0 <= session_id < len(encoders):
+        if not isinstance(session_id, (int, np.integer)) or isinstance(session_id, bool) or not 0 <= session_id < len(encoders):
             raise ValueError(f"session_id={session_id!r} is out of range: this model has sessions 0..{len(encoders) - 1}")
         return encoders[session_id], f"session {session_id}"
 
@@ -303,6 +308,8 @@ class CEBRA:
             raise ValueError(
                 f"{where}: data has {X.shape[1]} neurons but the model was trained on {encoder.num_input}"
             )
+        if batch_size is not None:
+            _check_positive_int(batch_size, "batch_size")
         device = next(encoder.parameters()).device
         x = torch.from_numpy(X).to(device)
         if batch_size is None or X.shape[0] <= 2 * batch_size:
@@ -341,7 +348,12 @@ class CEBRA:
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "CEBRA":
         """Load a model written by `save` (tensors only: nothing is unpickled beyond plain data)."""
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # not a torch file, or one holding more than plain data
+            raise ValueError(f"{path}: not a cebra_core model file ({type(error).__name__})") from None
         if not isinstance(state, dict) or state.get("format") != SAVE_FORMAT:
             raise ValueError(f"{path}: not a cebra_core model file")
         model = cls(**state["params"])

@@ -9,12 +9,13 @@ averaged over b's dimensions. Between runs, the embeddings of one session are co
 from __future__ import annotations
 
 import warnings
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["consistency_score", "linear_r2", "bin_embedding"]
+__all__ = ["bin_embedding", "consistency_score", "linear_r2"]
 
 
 def linear_r2(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
@@ -81,7 +82,7 @@ def bin_embedding(
     return out / norms
 
 
-def _drop_nan_rows(embedding: np.ndarray, label: np.ndarray | None, name: object) -> tuple[np.ndarray, np.ndarray | None]:
+def _drop_nan_rows(embedding: np.ndarray, label: np.ndarray, name: object) -> tuple[np.ndarray, np.ndarray]:
     """Drop rows whose embedding has a NaN (as CEBRA does), with a warning that says how many."""
     bad = np.isnan(embedding).any(axis=1)
     if bad.any():
@@ -89,7 +90,7 @@ def _drop_nan_rows(embedding: np.ndarray, label: np.ndarray | None, name: object
             f"Dataset {name!r}: dropped {int(bad.sum())} of {len(embedding)} embedding rows containing NaN.",
             RuntimeWarning, stacklevel=3)
         embedding = embedding[~bad]
-        label = None if label is None else label[~bad]
+        label = label[~bad]
     return embedding, label
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -22,13 +22,13 @@ from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the "3d" projection)
 
 __all__ = [
-    "save_figure",
-    "plot_embedding",
-    "plot_embedding_grid",
     "consistency_matrix",
     "plot_consistency",
     "plot_consistency_comparison",
+    "plot_embedding",
+    "plot_embedding_grid",
     "plot_loss_curves",
+    "save_figure",
 ]
 
 RIGHT_CMAP = "cool"
@@ -48,11 +48,14 @@ def save_figure(fig: Figure, path: str | os.PathLike, formats: Sequence[str] = (
                 dpi: int = 200) -> list[Path]:
     """Write ``fig`` as ``path`` with each suffix in ``formats`` (default PNG + PDF), atomically.
 
+    ``path`` may carry an image suffix or none: ``fig.png`` and ``fig`` both give fig.png + fig.pdf.
+
     Each file is rendered to a temporary file in the target folder and moved into place with
     ``os.replace``, so an interrupted job never leaves a half-written figure behind.
     """
     path = Path(path)
-    base = path.with_suffix("") if path.suffix.lstrip(".").lower() in {f.lower() for f in formats} else path
+    image_suffixes = {"png", "pdf", "svg", "eps", "ps", "jpg", "jpeg", "tif", "tiff", *(f.lower() for f in formats)}
+    base = path.with_suffix("") if path.suffix.lstrip(".").lower() in image_suffixes else path
     base.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
@@ -218,7 +221,7 @@ def plot_consistency(
     im = ax.imshow(matrix, cmap=cmap, **kwargs)
     if text_color is not None:
         for (i, j), z in np.ndenumerate(matrix):
-            if z == z:  # not NaN
+            if not np.isnan(z):
                 ax.text(j, i, f"{z:0.1f}", ha="center", va="center", color=text_color)
     if title is not None:
         ax.set_title(title)

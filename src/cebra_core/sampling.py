@@ -46,6 +46,12 @@ def _column_is_discrete(values: torch.Tensor) -> bool:
     return torch.unique(values).numel() <= MAX_DISCRETE_VALUES
 
 
+def _combinations(columns: torch.Tensor) -> tuple[int, torch.Tensor]:
+    """Number of distinct rows of (T, k) discrete columns, and the group number of each row."""
+    combos, group_of = torch.unique(columns, dim=0, return_inverse=True)
+    return combos.shape[0], group_of
+
+
 class NearestLabelIndex:
     """Exact nearest-label search within a chosen session, from an index built once.
 
@@ -77,8 +83,11 @@ class NearestLabelIndex:
         self.span = (hi - lo) + 1.0  # key = group * span + value keeps groups apart
         offset = 0
         for s, lab in enumerate(labels):
-            combos, group_of = torch.unique(lab[:, self.other], dim=0, return_inverse=True)
-            for g in range(combos.shape[0]):
+            if self.other:
+                num_combos, group_of = _combinations(lab[:, self.other])
+            else:  # a single continuous column: one group per session
+                num_combos, group_of = 1, torch.zeros(lab.shape[0], dtype=torch.long, device=lab.device)
+            for g in range(num_combos):
                 members = torch.nonzero(group_of == g).squeeze(1)
                 values = lab[members, self.column].double()
                 order = torch.sort(values, stable=True).indices  # stable: equal values keep time order
@@ -105,9 +114,10 @@ class NearestLabelIndex:
         group_session = torch.tensor(sessions, device=self.device)
         per_session = [torch.nonzero(group_session == s).squeeze(1) for s in range(len(labels))]
         width = max(g.numel() for g in per_session)
-        self.session_groups = torch.full((len(labels), width), -1, dtype=torch.long, device=self.device)
-        for s, groups in enumerate(per_session):
-            self.session_groups[s, : groups.numel()] = groups
+        # pad each session's group list with its own first group: a repeated group changes nothing
+        self.session_groups = torch.stack(
+            [torch.cat([g, g[:1].expand(width - g.numel())]) for g in per_session]
+        )  # (S, G)
         self.all_labels = torch.cat(labels)
         self.session_offset = torch.tensor([0] + [l.shape[0] for l in labels], device=self.device).cumsum(0)[:-1]
 
@@ -116,15 +126,14 @@ class NearestLabelIndex:
         if not self.sorted:
             return self._brute_force(queries, session)
         groups = self.session_groups[session]  # (Q, G)
-        valid_group = groups >= 0
-        groups = groups.clamp(min=0)
         value = queries[:, self.column].double().clamp(self.low, self.high)
         key = groups * self.span + value[:, None]
-        right = torch.searchsorted(self.keys, key)
+        right = torch.searchsorted(self.keys, key)  # first key >= query, within or just past the group
         start, end = self.group_start[groups], self.group_end[groups]
-        left = self.run_start[(right - 1).clamp(min=0)]
-        candidates = torch.stack([left, right.clamp(max=self.keys.numel() - 1)], dim=-1)  # (Q, G, 2)
-        ok = torch.stack([right - 1 >= start, right < end], dim=-1) & valid_group[..., None]
+        # the neighbours on either side, kept inside the group (the mask drops the ones outside)
+        left = self.run_start[torch.maximum(right - 1, start)]
+        candidates = torch.stack([left, torch.minimum(right, end - 1)], dim=-1)  # (Q, G, 2)
+        ok = torch.stack([right - 1 >= start, right < end], dim=-1)
         local = self.local_index[candidates]
         offset = self.session_offset[session][:, None, None]
         diff = self.all_labels[local + offset].double() - queries.double()[:, None, None, :]

@@ -7,17 +7,21 @@ from pathlib import Path
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-from cebra_core.download import DEFAULT_BASE_URL, fetch_session
+from cebra_core.download import DEFAULT_BASE_URL, DownloadError, fetch_session
 
 options = snakemake.params.download
 session = snakemake.wildcards.session
 checksums = options.get("checksums", {}).get(session, {})
-fetch_session(
-    session,
-    Path(snakemake.output[0]),
-    base_url=options.get("base_url", DEFAULT_BASE_URL),
-    gz_md5=checksums.get("gz_md5"),
-    jl_md5=checksums.get("jl_md5"),
-    retries=options.get("retries", 3),
-    timeout=options.get("timeout", 60),
-)
+try:
+    fetch_session(
+        session,
+        Path(snakemake.output[0]),
+        base_url=options.get("base_url", DEFAULT_BASE_URL),
+        gz_md5=checksums.get("gz_md5"),
+        jl_md5=checksums.get("jl_md5"),
+        retries=options.get("retries", 3),
+        timeout=options.get("timeout", 60),
+    )
+except DownloadError as err:  # the message says what to do; the traceback would bury it
+    logging.error("%s", err)
+    sys.exit(1)

@@ -1,0 +1,111 @@
+"""CEBRA.adapt: a new, unseen session embedded into a trained multi-session space."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cebra_core import CEBRA
+from cebra_core.adaptation import new_session_encoder, window_embedding_table
+from cebra_core.metrics import consistency_score
+from cebra_core.model import embed_sequence, gather_windows
+from cebra_core.simulate import simulate_session
+
+RATS = ("achilles", "buddy", "cicero", "gatsby")
+PARAMS = dict(batch_size=128, max_iterations=300, seed=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sessions():
+    sims = [simulate_session(r, scale=0.08, seed=1) for r in RATS]
+    return [s.neural for s in sims], [s.labels for s in sims]
+
+
+@pytest.fixture(scope="module")
+def adapted(sessions):
+    X, y = sessions
+    model = CEBRA(**PARAMS).fit(X[:3], y[:3])
+    trained = [model.transform(x, session_id=i) for i, x in enumerate(X[:3])]
+    new_id = model.adapt(X[3], y[3])
+    return model, new_id, trained
+
+
+def _consistency_of_last(embeddings, labels) -> float:
+    """Mean consistency of the last session against the others, both directions."""
+    scores, pairs, _ = consistency_score(embeddings, [l[:, 0] for l in labels], dataset_ids=list(RATS))
+    return float(np.mean([s for s, p in zip(scores, pairs) if RATS[3] in p]))
+
+
+def test_adapt_returns_new_session_and_leaves_trained_sessions_unchanged(adapted, sessions):
+    model, new_id, trained = adapted
+    X, _ = sessions
+    assert new_id == 3 and model.num_sessions_ == 4 and len(model.model_) == 4
+    for i in range(3):
+        np.testing.assert_array_equal(model.transform(X[i], session_id=i), trained[i])
+    z = model.transform(X[3], session_id=new_id)
+    assert z.shape == (X[3].shape[0], 3) and np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
+
+
+def test_only_the_first_layer_is_new(adapted):
+    model, new_id, _ = adapted
+    template, new = model.model_[0].state_dict(), model.model_[new_id].state_dict()
+    assert new["net.0.weight"].shape == (32, 66, 2)  # gatsby's own neurons
+    untrained = new_session_encoder(model.model_[0], 66, seed=model.seed_ + new_id).state_dict()
+    assert not torch.equal(new["net.0.weight"], untrained["net.0.weight"])  # the first layer was trained
+    for name, value in new.items():
+        if not name.startswith("net.0."):
+            torch.testing.assert_close(value, template[name], rtol=0, atol=0)  # the rest is frozen
+
+
+def test_adapted_session_lands_in_the_shared_space(adapted, sessions):
+    X, y = sessions
+    model, new_id, trained = adapted
+    adapted_z = model.transform(X[3], session_id=new_id)
+    random_encoder = new_session_encoder(model.model_[0], X[3].shape[1], seed=123)
+    random_z = embed_sequence(random_encoder, torch.from_numpy(X[3])).numpy()
+    full = CEBRA(**PARAMS).fit(X, y)
+    full_z = [full.transform(x, session_id=i) for i, x in enumerate(X)]
+
+    score_adapted = _consistency_of_last(trained + [adapted_z], y)
+    score_random = _consistency_of_last(trained + [random_z], y)
+    score_full = _consistency_of_last(full_z, y)
+    assert score_adapted > score_random + 0.3, (score_adapted, score_random)
+    assert score_adapted > score_full - 0.1, (score_adapted, score_full)
+
+
+def test_window_table_matches_training_windows(adapted, sessions):
+    """The looked-up trained embedding of sample i equals the encoder on the clamped window of i."""
+    model, _, _ = adapted
+    X, _ = sessions
+    x = torch.from_numpy(X[1])
+    table = window_embedding_table([embed_sequence(model.model_[1], x)])
+    index = torch.tensor([0, 3, 5, 100, x.shape[0] - 5, x.shape[0] - 1])
+    direct = model.model_[1](gather_windows(x, index).transpose(1, 2))
+    torch.testing.assert_close(table[index], direct, rtol=0, atol=2e-6)
+
+
+def test_adapt_survives_save_and_load(adapted, sessions, tmp_path):
+    model, new_id, _ = adapted
+    X, _ = sessions
+    model.save(tmp_path / "model.pt")
+    loaded = CEBRA.load(tmp_path / "model.pt")
+    np.testing.assert_array_equal(loaded.transform(X[3], session_id=new_id), model.transform(X[3], session_id=new_id))
+    another = loaded.adapt(X[3][:400], np.asarray(sessions[1][3])[:400], max_iterations=5)
+    assert another == 4
+
+
+def test_adapt_rejects_bad_input(sessions):
+    X, y = sessions
+    single = CEBRA(**{**PARAMS, "max_iterations": 2}).fit(X[0], y[0])
+    with pytest.raises(ValueError, match="multi-session"):
+        single.adapt(X[3], y[3])
+    multi = CEBRA(**{**PARAMS, "max_iterations": 2}).fit(X[:2], y[:2])
+    with pytest.raises(ValueError, match="new session 2: labels have 1 columns but the model was trained on 3"):
+        multi.adapt(X[3], y[3][:, 0])
+    with pytest.raises(ValueError, match="new session 2: 8 samples is shorter than the model's receptive field"):
+        multi.adapt(X[3][:8], y[3][:8])
+    with pytest.raises(ValueError, match="new session 2: neural data has"):
+        multi.adapt(X[3], y[3][:-1])
+    with pytest.raises(ValueError, match="not fitted"):
+        CEBRA().adapt(X[3], y[3])

@@ -1,0 +1,280 @@
+"""Cluster execution through Snakemake's SLURM executor plugin (profiles/slurm).
+
+* A dry run with the SLURM profile (no SLURM needed, only the plugin): the fits ask for one GPU
+  and the per-site environment variables reach the right jobs.
+* A real run: a throwaway one-node SLURM cluster on this machine (tests/slurm/onenode.py: a
+  private munged, slurmctld and slurmd, stopped by PID afterwards), the whole sample workflow
+  through real `sbatch` jobs with profiles/slurm plus the CI overrides of tests/slurm/profile,
+  then every output checked as the local sample run's test does.
+
+Without the SLURM binaries (apt-get install slurmctld slurmd slurm-client munge), root, or the
+plugin, the real-cluster tests skip with the reason; with CEBRA_REQUIRE_SLURM=1 (CI) they fail
+instead. Every wait has a timeout; a cluster that cannot start is reported with its daemon logs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+
+sys.path.insert(0, str(REPO / "tests" / "slurm"))
+import onenode  # noqa: E402
+
+REQUIRE = os.environ.get("CEBRA_REQUIRE_SLURM", "") not in ("", "0")
+PROFILE = REPO / "profiles" / "slurm"
+CI_PROFILE = REPO / "tests" / "slurm" / "profile"
+SAMPLE = REPO / "config" / "sample.yaml"
+FIT_RULES = ("fit_single", "fit_multi")
+GPU_TYPE = "cigpu"           # the test node's GPU model (GRES type); the run asks for it by name
+RUN_TIMEOUT = 480            # seconds for the whole sample workflow on the test cluster
+SITE_VARS = ("CEBRA_SLURM_ACCOUNT", "CEBRA_SLURM_PARTITION", "CEBRA_SLURM_GPU_PARTITION",
+             "CEBRA_SLURM_GPU_MODEL", "CEBRA_SLURM_QOS")
+
+
+def plugin_missing() -> str | None:
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')"
+    return None
+
+
+def skip_or_fail(reason: str):
+    if REQUIRE:
+        pytest.fail(f"CEBRA_REQUIRE_SLURM is set, but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def clean_env(base: dict | None = None, **site) -> dict:
+    """``base`` (default: this process's environment) without the caller's own CEBRA_SLURM_*
+    settings, plus ``site``; the venv's python first on PATH (the jobs inherit it: --export=ALL)."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in SITE_VARS}
+    env.update(site)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
+def job_resources(stdout: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, resources) for every job of a dry run, group members included."""
+    jobs, rule = [], None
+    for line in stdout.splitlines():
+        m = re.match(r"\s*(?:local)?rule (\w+):$", line)
+        if m:
+            rule = m.group(1)
+        m = re.match(r"\s*resources: (.*)$", line)
+        if m and rule:
+            jobs.append((rule, dict(kv.split("=", 1) for kv in m.group(1).split(", "))))
+            rule = None
+    return jobs
+
+
+# ------------------------------------------------------------------------------ no SLURM needed
+
+
+@pytest.mark.parametrize("site", [{}, {"CEBRA_SLURM_ACCOUNT": "lab42", "CEBRA_SLURM_PARTITION": "short",
+                                      "CEBRA_SLURM_GPU_PARTITION": "gpu", "CEBRA_SLURM_GPU_MODEL": "a100"}],
+                         ids=["no-site-vars", "site-vars"])
+def test_slurm_profile_dry_run(tmp_path, site):
+    """The cheap check: the user profile's resources, per job, without any SLURM."""
+    if plugin_missing():
+        skip_or_fail(plugin_missing())
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--dry-run", "--snakefile", str(REPO / "Snakefile"),
+         "--workflow-profile", str(PROFILE), "--configfile", str(SAMPLE)],
+        cwd=tmp_path, env=clean_env(**site), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "workflow specific profile" in proc.stderr and str(PROFILE) in proc.stderr
+    jobs = job_resources(proc.stdout)
+    fits = [res for rule, res in jobs if rule in FIT_RULES]
+    light = [(rule, res) for rule, res in jobs if rule not in FIT_RULES and rule != "all"]
+    assert len(fits) == 5 and len(light) == 11, jobs
+    for res in fits:
+        assert res["gpu"] == "1" and res["runtime"] == "180" and res["mem_mb"] == "16000", res
+        assert res["cpus_per_task"] == "1"  # follows `threads` (fit_threads: 1 in the sample config)
+        assert res.get("gpu_model") == site.get("CEBRA_SLURM_GPU_MODEL")
+        assert res.get("slurm_partition") == site.get("CEBRA_SLURM_GPU_PARTITION")
+        assert res.get("slurm_account") == site.get("CEBRA_SLURM_ACCOUNT")
+    for rule, res in light:
+        assert "gpu" not in res and "gpu_model" not in res, rule
+        assert (res["runtime"], res["mem_mb"], res["cpus_per_task"]) == ("30", "2000", "1"), (rule, res)
+        assert res.get("slurm_partition") == site.get("CEBRA_SLURM_PARTITION")
+        assert res.get("slurm_account") == site.get("CEBRA_SLURM_ACCOUNT")
+    # the small rules go out as two group jobs, the fits one by one
+    assert "Group job data" in proc.stdout and "Group job post" in proc.stdout
+
+
+def test_ci_profile_keeps_the_user_profiles_resources():
+    """The test cluster's overrides are executor settings only, so the real run below exercises
+    the resources users get (gpu=1 for the fits, runtime, memory, groups)."""
+    ci = yaml.safe_load((CI_PROFILE / "config.yaml").read_text())
+    assert set(ci) <= {"jobs", "latency-wait", "retries", "slurm-status-command", "slurm-no-account",
+                       "slurm-init-seconds-before-status-checks", "slurm-keep-successful-logs"}, set(ci)
+    assert ci["slurm-status-command"] == "squeue"  # no slurmdbd: sacct fails, then hangs
+
+
+def test_cluster_failure_is_reported_and_cleaned_up(monkeypatch):
+    """A daemon that dies at start gives a clear error with its logs, quickly, and nothing is left running."""
+    if onenode.missing_binaries() or os.geteuid() != 0:
+        pytest.skip("needs the SLURM binaries and root")
+    real_which = onenode._which
+    monkeypatch.setattr(onenode, "_which", lambda name: "/bin/false" if name == "slurmd" else real_which(name))
+    cluster = onenode.OneNodeSlurm(start_timeout=30)
+    pids = []
+    real_spawn = cluster._spawn
+
+    def spawn(name, argv, **kw):
+        real_spawn(name, argv, **kw)
+        pids.append(cluster.procs[name].pid)
+
+    cluster._spawn = spawn
+    start = time.monotonic()
+    try:
+        with pytest.raises(onenode.SlurmUnavailable, match=r"slurmd exited with code 1[\s\S]*slurmctld"):
+            cluster.start()
+    finally:
+        cluster.cleanup()
+    assert time.monotonic() - start < 30
+    assert len(pids) == 3 and not cluster.procs
+    for pid in pids:  # munged, slurmctld, slurmd: all reaped
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+# ------------------------------------------------------------------------------ a real cluster
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    reason = plugin_missing()
+    missing = onenode.missing_binaries()
+    if not reason and missing:
+        reason = (f"SLURM binaries not found: {', '.join(missing)} "
+                  "(apt-get install --no-install-recommends slurmctld slurmd slurm-client munge)")
+    if not reason and os.geteuid() != 0:
+        reason = "the one-node SLURM test cluster needs root"
+    if reason:
+        skip_or_fail(reason)
+    # Five fake GPUs of model GPU_TYPE, so the five fits run at once as on a GPU partition; the node
+    # is declared big enough for the user profile's requests (bookkeeping only, nothing enforced).
+    cluster = onenode.OneNodeSlurm(gpus=5, gpu_type=GPU_TYPE, cpus=8, mem_mb=96000, start_timeout=60)
+    try:
+        cluster.start()
+    except onenode.SlurmUnavailable as exc:
+        skip_or_fail(f"the one-node SLURM cluster did not start:\n{exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+def slurm_jobs(cluster) -> list[dict[str, str]]:
+    """Every job the test cluster has seen (finished ones stay visible: MinJobAge=3600)."""
+    proc = subprocess.run(["scontrol", "show", "job", "-o"], env=cluster.env(), capture_output=True,
+                          text=True, timeout=30)
+    jobs = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in proc.stdout.splitlines() if line.startswith("JobId=")]
+    return sorted(jobs, key=lambda j: int(j["JobId"]))
+
+
+def fit_device(work: Path, comment: str) -> str:
+    """'cpu in 8.1 s' from a fit's log ('fit done on cpu in 8.1 s ...'), '' for other jobs."""
+    m = re.match(r"rule_fit_single_wildcards_(\w+)", comment)
+    log = work / "logs/fits" / (f"single/{m.group(1)}.log" if m else "multi.log")
+    if not comment.startswith("rule_fit_") or not log.is_file():
+        return ""
+    found = re.search(r"fit done on (\S+) in ([\d.]+) s", log.read_text())
+    return f"{found.group(1)}, fit {found.group(2)} s" if found else ""
+
+
+def jobs_table(jobs: list[dict[str, str]], work: Path) -> str:
+    rows = [("job", "snakemake job (rule_<name|group>_...)", "partition", "cpus", "mem", "time limit",
+             "gpus", "node", "state", "ran", "torch device")]
+    for j in jobs:
+        rows.append((j["JobId"], j.get("Comment", "")[:48], j.get("Partition", ""), j.get("NumCPUs", ""),
+                     j.get("MinMemoryNode", ""), j.get("TimeLimit", ""),
+                     j.get("TresPerJob", "").replace("gres:", "") or "-", j.get("NodeList", ""),
+                     j.get("JobState", ""), j.get("RunTime", ""), fit_device(work, j.get("Comment", ""))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def test_gpu_job_sees_its_gpu_and_torch_falls_back_to_cpu(slurm_cluster):
+    """What a fit job sees: CUDA_VISIBLE_DEVICES from SLURM; without CUDA, cuda_if_available -> cpu."""
+    code = ("import os, torch; from cebra_core.estimator import resolve_device; "
+            "print(os.environ.get('CUDA_VISIBLE_DEVICES'), resolve_device('cuda_if_available'), torch.cuda.is_available())")
+    proc = subprocess.run(
+        ["srun", f"--gpus={GPU_TYPE}:1", "--mem=1000", "--time=5", sys.executable, "-c", code],
+        env=clean_env(slurm_cluster.env()), capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    visible, device, cuda = proc.stdout.split()
+    assert visible == "0" and device == ("cuda" if cuda == "True" else "cpu")
+
+
+@pytest.mark.slow
+def test_sample_workflow_on_slurm(slurm_cluster, tmp_path, capsys):
+    """The whole sample workflow as real sbatch jobs through profiles/slurm, every output checked."""
+    work = tmp_path / "work"
+    work.mkdir()
+    env = clean_env(slurm_cluster.env(), CEBRA_SLURM_PARTITION=onenode.PARTITION, CEBRA_SLURM_GPU_MODEL=GPU_TYPE)
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--profile", str(PROFILE), "--workflow-profile", str(CI_PROFILE), "--configfile", str(SAMPLE)]
+    log = work / "snakemake-slurm.log"
+    earlier = {j["JobId"] for j in slurm_jobs(slurm_cluster)}  # e.g. the srun test's job
+    start = time.monotonic()
+    with open(log, "w") as out:  # run from the work folder: the plugin submits jobs with -D <cwd>
+        proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            returncode = proc.wait(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)  # snakemake cancels its SLURM jobs on SIGTERM
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            returncode = None
+    wall = time.monotonic() - start
+    jobs = [j for j in slurm_jobs(slurm_cluster) if j["JobId"] not in earlier]
+    table = jobs_table(jobs, work)
+    with capsys.disabled():
+        print(f"\n\nsample workflow through SLURM ({len(jobs)} sbatch jobs): {wall:.0f} s wall, "
+              f"cluster up in {slurm_cluster.startup_seconds:.1f} s\n{table}\n")
+    output = log.read_text(errors="replace")
+    assert returncode is not None, (f"the SLURM run did not finish within {RUN_TIMEOUT} s\n{output[-4000:]}\n"
+                                    f"{slurm_cluster.diagnostics()}")
+    assert returncode == 0, f"snakemake failed ({returncode})\n{output[-6000:]}\n{slurm_cluster.diagnostics()}"
+
+    # every job went through sbatch: the data group, the five fits on a GPU each, the post group
+    comments = [j.get("Comment", "") for j in jobs]
+    assert all(j["JobState"] == "COMPLETED" for j in jobs), table
+    assert sum(c.startswith("rule_fit_single_wildcards_") for c in comments) == 4, table
+    assert comments.count("rule_fit_multi") == 1, table
+    assert sum(c.startswith("rule_data_") for c in comments) == 1, table
+    assert sum(c.startswith("rule_post_") for c in comments) == 1, table
+    assert len(jobs) == 7, table
+    for j in jobs:
+        gpu = j.get("TresPerJob", "")
+        if j["Comment"].startswith("rule_fit_"):
+            assert gpu == f"gres:gpu:{GPU_TYPE}:1" and j["TimeLimit"] == "03:00:00", j
+            assert j["MinMemoryNode"] == "16000M" and j["Partition"] == onenode.PARTITION, j
+        else:
+            assert "gpu" not in gpu, j
+    assert len(list((work / ".snakemake/slurm_logs").rglob("*.log"))) == 7
+
+    # the outputs: the same checks as the local sample run (tests/test_workflow.py)
+    run_snakemake(work, "--report", "report.html", configfile=SAMPLE)
+    import test_workflow
+
+    check = getattr(test_workflow, "check_sample_outputs", None) or test_workflow.test_sample_workflow_outputs
+    check(work)
