@@ -274,7 +274,6 @@ def test_sample_workflow_on_slurm(slurm_cluster, tmp_path, capsys):
 
     # the outputs: the same checks as the local sample run (tests/test_workflow.py)
     run_snakemake(work, "--report", "report.html", configfile=SAMPLE)
-    import test_workflow
+    from test_workflow import check_sample_outputs
 
-    check = getattr(test_workflow, "check_sample_outputs", None) or test_workflow.test_sample_workflow_outputs
-    check(work)
+    check_sample_outputs(work)

@@ -124,7 +124,10 @@ class OneNodeSlurm:
                  gpu_files: list[str] | None = None, gpu_type: str | None = None, cpus: int | None = None,
                  mem_mb: int | None = None, start_timeout: float = 60.0):
         self._own_dir = workdir is None
-        self.dir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="cebra-slurm-"))
+        # /tmp rather than $TMPDIR: the munge user must traverse every parent (pytest's and some
+        # CI runners' temp dirs are 0700), and the munge socket path must stay under 108 bytes.
+        self.dir = Path(workdir) if workdir else Path(
+            tempfile.mkdtemp(prefix="cebra-slurm-", dir="/tmp" if os.path.isdir("/tmp") else None))
         self.gpus = gpus
         self.gpu_files = gpu_files
         self.gpu_type = gpu_type
