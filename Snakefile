@@ -1,6 +1,7 @@
 # The CEBRA multi-session hippocampus demo as a file-based DAG:
 # data -> 4 single-session fits + 1 multi-session fit -> alignment -> consistency, decoding
-# -> figures -> report. All science lives in the cebra_core package; see README.md.
+# -> figures -> report; and a new session: a multi-session fit without one rat, that rat adapted
+# into it, scored (new_session.smk). All science lives in the cebra_core package; see README.md.
 
 from snakemake.utils import min_version
 
@@ -18,6 +19,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/new_session.smk"
 
 
 rule all:

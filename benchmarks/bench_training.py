@@ -19,8 +19,10 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 RATS = ("achilles", "buddy", "gatsby", "cicero")
@@ -28,15 +30,26 @@ DEMO = dict(batch_size=512, learning_rate=3e-4, temperature=1.0, output_dimensio
             distance="cosine", conditional="time_delta", time_offsets=10, verbose=False)  # fmt: skip
 
 
-def _sessions(names: list[str], length: int | None):
-    """Simulated sessions with the real shapes (or a synthetic length for the T-scaling case)."""
+def write_sessions(names: list[str], length: int | None, path: str) -> None:
+    """Simulate sessions with the real shapes (or a synthetic length, for the T-scaling case) into an .npz."""
+    import numpy as np
+
     from cebra_core.simulate import RAT_SHAPES, simulate, simulate_session
 
     if length is not None:
-        s = simulate(length, RAT_SHAPES[names[0]][1], seed=0)
-        return [s.neural], [s.labels]
-    sims = [simulate_session(n) for n in names]
-    return [s.neural for s in sims], [s.labels for s in sims]
+        sims = [simulate(length, RAT_SHAPES[names[0]][1], seed=0)]
+    else:
+        sims = [simulate_session(n) for n in names]
+    arrays = {f"neural{i}": s.neural for i, s in enumerate(sims)} | {f"labels{i}": s.labels for i, s in enumerate(sims)}
+    np.savez(path, **arrays)
+
+
+def _read_sessions(path: str):
+    import numpy as np
+
+    with np.load(path) as f:
+        count = len(f.files) // 2
+        return [f[f"neural{i}"] for i in range(count)], [f[f"labels{i}"] for i in range(count)]
 
 
 def _fit_seconds(impl: str, neural, labels, iterations: int, device: str) -> float:
@@ -59,13 +72,12 @@ def _fit_seconds(impl: str, neural, labels, iterations: int, device: str) -> flo
     return time.perf_counter() - start
 
 
-def run_case(impl: str, names: list[str], length: int | None, n1: int, n2: int, device: str) -> dict:
+def run_case(impl: str, data: str, n1: int, n2: int, device: str) -> dict:
     """Runs inside the subprocess: two fits, the rate from their difference, peak memory."""
     import torch
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))  # for CEBRA's venv
     torch.manual_seed(0)
-    neural, labels = _sessions(names, length)
+    neural, labels = _read_sessions(data)
     _fit_seconds(impl, neural, labels, 3, device)  # warm-up: lazy initialisation, kernel selection
     t1 = _fit_seconds(impl, neural, labels, n1, device)
     t2 = _fit_seconds(impl, neural, labels, n2, device)
@@ -76,8 +88,8 @@ def run_case(impl: str, names: list[str], length: int | None, n1: int, n2: int, 
     return result
 
 
-def spawn(python: str, impl: str, names: list[str], length: int | None, n1: int, n2: int, device: str) -> dict:
-    cmd = [python, os.path.abspath(__file__), "--case", impl, ",".join(names), str(length or 0), str(n1), str(n2), device]
+def spawn(python: str, impl: str, data: str, n1: int, n2: int, device: str) -> dict:
+    cmd = [python, os.path.abspath(__file__), "--case", impl, data, str(n1), str(n2), device]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
@@ -93,15 +105,15 @@ def _cebra_python(given: str | None) -> str | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--case", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--case", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--cebra-python", help="interpreter that can `import cebra` (0.6.1)")
     parser.add_argument("--quick", action="store_true", help="fewer iterations (noisier)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.case:
-        impl, names, length, n1, n2, device = args.case
-        print(json.dumps(run_case(impl, names.split(","), int(length) or None, int(n1), int(n2), device)))
+        impl, data, n1, n2, device = args.case
+        print(json.dumps(run_case(impl, data, int(n1), int(n2), device)))
         return
 
     import torch
@@ -119,11 +131,14 @@ def main() -> None:
     header = f"{'case':<28}{'cebra_core it/s':>16}{'wall s':>8}{'peak MB':>9}{'CEBRA it/s':>12}{'peak MB':>9}{'speed-up':>10}"
     print(header)
     results = []
+    scratch = tempfile.mkdtemp(prefix="bench_training_")
     for label, names, length, kind in cases:
-        mine = spawn(sys.executable, "cebra_core", names, length, *ours[kind], args.device)
+        data = os.path.join(scratch, "sessions.npz")
+        write_sessions(names, length, data)  # both implementations train on the very same arrays
+        mine = spawn(sys.executable, "cebra_core", data, *ours[kind], args.device)
         ref = {}
         if cebra_python and length is None:
-            ref = spawn(cebra_python, "cebra", names, length, *theirs[kind], args.device)
+            ref = spawn(cebra_python, "cebra", data, *theirs[kind], args.device)
         row = {"case": label, "cebra_core": mine, "cebra": ref}
         results.append(row)
         if "error" in mine:
@@ -134,6 +149,7 @@ def main() -> None:
         ref_mem = f"{ref['peak_rss_mb']:.0f}" if ref.get("peak_rss_mb") else "-"
         print(f"{label:<28}{mine['it_per_s']:>16.1f}{mine['wall_s']:>8.1f}{mine['peak_rss_mb']:>9.0f}"
               f"{ref_rate:>12}{ref_mem:>9}{speedup:>10}", flush=True)  # fmt: skip
+    shutil.rmtree(scratch, ignore_errors=True)
     small, large = results[-2]["cebra_core"], results[-1]["cebra_core"]
     if "it_per_s" in small and "it_per_s" in large:
         print(f"per-iteration time, T=1e6 vs T=1e4: {small['it_per_s'] / large['it_per_s']:.2f}x")

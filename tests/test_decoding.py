@@ -9,6 +9,7 @@ from cebra_core.decoding import (
     cross_decode_table,
     knn_decode,
     knn_predict,
+    pooled_decode,
 )
 
 
@@ -76,6 +77,30 @@ def test_cross_decode_table():
                                                        ["buddy", "achilles"], ["buddy", "buddy"]]
     assert table.loc[0, "n_train"] == 1600 and table.loc[1, "n_train"] == 2000
     assert (table["r2"] > 0.9).all()
+
+
+def test_pooled_decode_tests_on_the_samples_knn_decode_tests_on():
+    rng = np.random.default_rng(5)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    trained = [ring_session(rng, T) for T in (2000, 1500, 1000)]
+    emb, pos = ring_session(rng, 3000)
+    res = pooled_decode([e for e, _ in trained], [p for _, p in trained], emb, pos, n_neighbors=10)
+    own = knn_decode(emb, pos, n_neighbors=10)
+    assert res.n_train == 4500 and res.n_test == own.n_test == 600
+    np.testing.assert_array_equal(res.truth, own.truth)
+    manual = cross_decode(np.concatenate([e for e, _ in trained]), np.concatenate([p for _, p in trained]),
+                          emb[2400:], pos[2400:], n_neighbors=10)
+    np.testing.assert_array_equal(res.prediction, manual.prediction)
+    assert res.r2 > 0.95 and res.median_error_cm < 5
+    assert pooled_decode([trained[0][0]], [trained[0][1]], emb, pos, train_fraction=0).n_test == 3000
+    rotated = pooled_decode([e for e, _ in trained], [p for _, p in trained], emb @ q, pos, n_neighbors=10)
+    assert rotated.r2 < 0.5  # another space: the decoder does not transfer
+    with pytest.raises(ValueError, match="need one position per embedding"):
+        pooled_decode([emb, emb], [pos], emb, pos)
+    with pytest.raises(ValueError, match="train 1: embedding has 3000 rows but position has 2999"):
+        pooled_decode([emb, emb], [pos, pos[:-1]], emb, pos)
+    with pytest.raises(ValueError, match="train_fraction"):
+        pooled_decode([emb], [pos], emb, pos, train_fraction=1.0)
 
 
 def test_errors():

@@ -14,6 +14,7 @@ from cebra_core.plots import (
     plot_consistency_comparison,
     plot_embedding_grid,
     plot_loss_curves,
+    plot_new_session,
     save_figure,
 )
 
@@ -141,6 +142,33 @@ def test_loss_curves(tmp_path):
     assert smoothed.get_ydata()[-1] == pytest.approx(hist["multi-session"][-100:].mean())
     png, pdf = save_figure(fig, tmp_path / "loss.png")
     assert_real_image(png, pdf)
+
+
+def test_new_session_bars(tmp_path):
+    consistency = {"random": [0.1, 0.05, 0.12, 0.08], "single": [0.8, 0.7, 0.9, 0.85],
+                   "multi": [0.97, 0.96, 0.98, 0.97], "adapted": [0.95, 0.96, 0.97, 0.94]}
+    errors = {"random": 18.1, "single": 4.8, "multi": 3.9, "adapted": 7.2}
+    fig = plot_new_session(consistency, errors, held_out="gatsby")
+    left, right = fig.axes
+    assert left.get_title() == "gatsby: consistency" and right.get_title() == "gatsby: position decoding"
+    assert [t.get_text() for t in left.get_xticklabels()] == list(consistency)
+    assert [t.get_text() for t in right.get_xticklabels()] == list(errors)
+    heights = [bar.get_height() for bar in left.patches]
+    np.testing.assert_allclose(heights, [100 * np.mean(v) for v in consistency.values()])
+    assert sorted(t.get_text() for t in left.texts) == sorted(f"{100 * np.mean(v):.1f}" for v in consistency.values())
+    dots = np.concatenate([c.get_offsets()[:, 1] for c in left.collections])
+    np.testing.assert_allclose(np.sort(dots), np.sort(100 * np.concatenate(list(consistency.values()))))
+    np.testing.assert_allclose([bar.get_height() for bar in right.patches], list(errors.values()))
+    assert left.get_ylabel() == "Consistency with trained rats (%)" and right.get_ylabel() == "Median decoding error (cm)"
+    # one colour per kind, the same in both panels
+    assert [b.get_facecolor() for b in left.patches] == [b.get_facecolor() for b in right.patches]
+    assert len({b.get_facecolor() for b in left.patches}) == 4
+    png, pdf = save_figure(fig, tmp_path / "new_session.png")
+    assert_real_image(png, pdf)
+    with pytest.raises(ValueError, match="No consistency scores for 'multi'"):
+        plot_new_session({"multi": []}, {}, held_out="gatsby")
+    with pytest.raises(ValueError, match="No consistency scores given"):
+        plot_new_session({}, errors, held_out="gatsby")
 
 
 def test_plot_errors(sessions):

@@ -35,11 +35,27 @@ REQUIRE = os.environ.get("CEBRA_REQUIRE_SLURM", "") not in ("", "0")
 PROFILE = REPO / "profiles" / "slurm"
 CI_PROFILE = REPO / "tests" / "slurm" / "profile"
 SAMPLE = REPO / "config" / "sample.yaml"
-FIT_RULES = ("fit_single", "fit_multi")
 GPU_TYPE = "cigpu"           # the test node's GPU model (GRES type); the run asks for it by name
 RUN_TIMEOUT = 480            # seconds for the whole sample workflow on the test cluster
 SITE_VARS = ("CEBRA_SLURM_ACCOUNT", "CEBRA_SLURM_PARTITION", "CEBRA_SLURM_GPU_PARTITION",
              "CEBRA_SLURM_GPU_MODEL", "CEBRA_SLURM_QOS")
+
+
+def profile_gpu_rules() -> set[str]:
+    """The rules profiles/slurm gives a GPU (its set-resources entries with gpu)."""
+    import yte
+
+    with open(PROFILE / "config.yaml") as stream:
+        profile = yte.process_yaml(stream, require_use_yte=True)
+    return {rule for rule, res in profile.get("set-resources", {}).items() if res.get("gpu")}
+
+
+GPU_RULES = profile_gpu_rules()
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """Snakemake's 'Job stats' table (rule -> number of jobs)."""
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stdout, re.M)}
 
 
 def plugin_missing() -> str | None:
@@ -96,9 +112,12 @@ def test_slurm_profile_dry_run(tmp_path, site):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "workflow specific profile" in proc.stderr and str(PROFILE) in proc.stderr
     jobs = job_resources(proc.stdout)
-    fits = [res for rule, res in jobs if rule in FIT_RULES]
-    light = [(rule, res) for rule, res in jobs if rule not in FIT_RULES and rule != "all"]
-    assert len(fits) == 5 and len(light) == 11, jobs
+    counts = job_counts(proc.stdout)
+    fits = [res for rule, res in jobs if rule in GPU_RULES]
+    light = [(rule, res) for rule, res in jobs if rule not in GPU_RULES and rule != "all"]
+    assert counts["fit_single"] == 4 and counts["fit_multi"] == 1
+    assert len(fits) == sum(counts.get(rule, 0) for rule in GPU_RULES) >= 5, jobs
+    assert len(light) == counts["total"] - len(fits) - 1, jobs
     for res in fits:
         assert res["gpu"] == "1" and res["runtime"] == "180" and res["mem_mb"] == "16000", res
         assert res["cpus_per_task"] == "1"  # follows `threads` (fit_threads: 1 in the sample config)
@@ -112,6 +131,20 @@ def test_slurm_profile_dry_run(tmp_path, site):
         assert res.get("slurm_account") == site.get("CEBRA_SLURM_ACCOUNT")
     # the small rules go out as two group jobs, the fits one by one
     assert "Group job data" in proc.stdout and "Group job post" in proc.stdout
+
+
+def test_profile_gives_a_gpu_to_the_workflows_gpu_rules(tmp_path):
+    """profiles/slurm asks a GPU for exactly the rules the workflow itself marks as GPU rules
+    (resources gpu=1 with `gpu: true`): a new training rule cannot silently land on a CPU job."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--dry-run", "--snakefile", str(REPO / "Snakefile"),
+         "--workflow-profile", "none", "--configfile", str(SAMPLE), "--config", "gpu=True"],
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    workflow_gpu_rules = {rule for rule, res in job_resources(proc.stdout) if res.get("gpu") == "1"}
+    assert {"fit_single", "fit_multi"} <= workflow_gpu_rules
+    assert GPU_RULES == workflow_gpu_rules
 
 
 def test_ci_profile_keeps_the_user_profiles_resources():
@@ -165,9 +198,9 @@ def slurm_cluster():
         reason = "the one-node SLURM test cluster needs root"
     if reason:
         skip_or_fail(reason)
-    # Five fake GPUs of model GPU_TYPE, so the five fits run at once as on a GPU partition; the node
-    # is declared big enough for the user profile's requests (bookkeeping only, nothing enforced).
-    cluster = onenode.OneNodeSlurm(gpus=5, gpu_type=GPU_TYPE, cpus=8, mem_mb=96000, start_timeout=60)
+    # Six fake GPUs of model GPU_TYPE, so the fits run at once as on a GPU partition; the node is
+    # declared big enough for the user profile's requests (bookkeeping only, nothing enforced).
+    cluster = onenode.OneNodeSlurm(gpus=6, gpu_type=GPU_TYPE, cpus=12, mem_mb=128000, start_timeout=60)
     try:
         cluster.start()
     except onenode.SlurmUnavailable as exc:
@@ -186,19 +219,30 @@ def slurm_jobs(cluster) -> list[dict[str, str]]:
     return sorted(jobs, key=lambda j: int(j["JobId"]))
 
 
+def job_rule(comment: str) -> str:
+    """The rule (or group) of a SLURM job from the plugin's comment 'rule_<name>[_wildcards_<w>]'."""
+    return comment.removeprefix("rule_").split("_wildcards_")[0]
+
+
 def fit_device(work: Path, comment: str) -> str:
-    """'cpu in 8.1 s' from a fit's log ('fit done on cpu in 8.1 s ...'), '' for other jobs."""
-    m = re.match(r"rule_fit_single_wildcards_(\w+)", comment)
-    log = work / "logs/fits" / (f"single/{m.group(1)}.log" if m else "multi.log")
-    if not comment.startswith("rule_fit_") or not log.is_file():
+    """'cpu, fit 8.1 s' from a fit's log ('fit done on cpu in 8.1 s ...'), '' for other jobs."""
+    m = re.match(r"rule_(\w+?)(?:_wildcards_(\w+))?$", comment)
+    if not m or m.group(1) not in GPU_RULES:
         return ""
-    found = re.search(r"fit done on (\S+) in ([\d.]+) s", log.read_text())
-    return f"{found.group(1)}, fit {found.group(2)} s" if found else ""
+    rule, session = m.groups()
+    logs = {"fit_single": f"fits/single/{session}.log", "fit_multi": "fits/multi.log",
+            "fit_multi_without": f"fits/multi_without/{session}.log",
+            "adapt_session": f"new_session/adapt_{session}.log"}
+    log = work / "logs" / logs.get(rule, "")
+    if not log.is_file():
+        return ""
+    found = re.search(r" on (cpu|cuda\S*) in ([\d.]+) s", log.read_text())
+    return f"{found.group(1)}, {found.group(2)} s" if found else ""
 
 
 def jobs_table(jobs: list[dict[str, str]], work: Path) -> str:
     rows = [("job", "snakemake job (rule_<name|group>_...)", "partition", "cpus", "mem", "time limit",
-             "gpus", "node", "state", "ran", "torch device")]
+             "gpus", "node", "state", "ran", "torch device, fit")]
     for j in jobs:
         rows.append((j["JobId"], j.get("Comment", "")[:48], j.get("Partition", ""), j.get("NumCPUs", ""),
                      j.get("MinMemoryNode", ""), j.get("TimeLimit", ""),
@@ -255,22 +299,21 @@ def test_sample_workflow_on_slurm(slurm_cluster, tmp_path, capsys):
                                     f"{slurm_cluster.diagnostics()}")
     assert returncode == 0, f"snakemake failed ({returncode})\n{output[-6000:]}\n{slurm_cluster.diagnostics()}"
 
-    # every job went through sbatch: the data group, the five fits on a GPU each, the post group
-    comments = [j.get("Comment", "") for j in jobs]
+    # every job went through sbatch: one per GPU-rule job (on a GPU), the data and post groups
+    counts = job_counts(output)
+    gpu_jobs = [j for j in jobs if job_rule(j.get("Comment", "")) in GPU_RULES]
+    groups = sorted(job_rule(j.get("Comment", "")).split("_")[0] for j in jobs if j not in gpu_jobs)
     assert all(j["JobState"] == "COMPLETED" for j in jobs), table
-    assert sum(c.startswith("rule_fit_single_wildcards_") for c in comments) == 4, table
-    assert comments.count("rule_fit_multi") == 1, table
-    assert sum(c.startswith("rule_data_") for c in comments) == 1, table
-    assert sum(c.startswith("rule_post_") for c in comments) == 1, table
-    assert len(jobs) == 7, table
+    assert len(gpu_jobs) == sum(counts.get(rule, 0) for rule in GPU_RULES) >= 5, table
+    assert groups == ["data", "post"], table
     for j in jobs:
         gpu = j.get("TresPerJob", "")
-        if j["Comment"].startswith("rule_fit_"):
+        if j in gpu_jobs:
             assert gpu == f"gres:gpu:{GPU_TYPE}:1" and j["TimeLimit"] == "03:00:00", j
             assert j["MinMemoryNode"] == "16000M" and j["Partition"] == onenode.PARTITION, j
         else:
-            assert "gpu" not in gpu, j
-    assert len(list((work / ".snakemake/slurm_logs").rglob("*.log"))) == 7
+            assert "gpu" not in gpu and j["Partition"] == onenode.PARTITION, j
+    assert len(list((work / ".snakemake/slurm_logs").rglob("*.log"))) == len(jobs)
 
     # the outputs: the same checks as the local sample run (tests/test_workflow.py)
     run_snakemake(work, "--report", "report.html", configfile=SAMPLE)

@@ -35,7 +35,10 @@ def test_dry_run_default_config(tmp_path):
     counts = job_counts(proc.stdout)
     assert counts["download_session"] == 4 and counts["import_session"] == 4
     assert counts["fit_single"] == 4 and counts["fit_multi"] == 1 and counts["align"] == 2
-    assert counts["total"] == 21
+    assert counts["fit_multi_without"] == 1 and counts["adapt_session"] == 1  # gatsby, the last session
+    assert counts["score_new_session"] == 1 and counts["plot_new_session"] == 1
+    assert "results/fits/multi_without/gatsby/model.pt" in proc.stdout
+    assert counts["total"] == 25
 
 
 def test_default_config_is_the_demo():
@@ -50,8 +53,9 @@ def test_default_config_is_the_demo():
 def test_gpu_config_declares_gpu_resource(tmp_path):
     config = write_config(tmp_path / "gpu.yaml", gpu=True)
     proc = run_snakemake(tmp_path / "work", "--dry-run", "--resources", "gpu=1", configfile=config)
-    fits = [block for block in proc.stdout.split("\n\n") if re.search(r"rule fit_(single|multi):", block)]
-    assert len(fits) == 5 and all("gpu=1" in block for block in fits)
+    fits = [block for block in proc.stdout.split("\n\n")
+            if re.search(r"rule (fit_single|fit_multi|fit_multi_without|adapt_session):", block)]
+    assert len(fits) == 7 and all("gpu=1" in block for block in fits)  # every job that trains
     proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=REPO / "config/sample.yaml")
     assert "gpu=" not in proc.stdout
 
@@ -63,6 +67,8 @@ def test_gpu_config_declares_gpu_resource(tmp_path):
         ({"data": {"source": "ftp"}}, "ftp"),
         ({"cebra": {"batch_size": 0}}, "batch_size"),
         ({"colour": "blue"}, "colour"),
+        ({"new_session": {"iterations": 0}}, "iterations"),
+        ({"new_session": {"held_out": True}}, "held_out"),
     ],
 )
 def test_bad_config_rejected_by_schema(tmp_path, override, message):
@@ -77,6 +83,24 @@ def test_sessions_must_fit_the_source(tmp_path):
     config = write_config(tmp_path / "bad.yaml", sessions=["buddy", "nemo"])
     proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=config, check=False)
     assert proc.returncode != 0 and "['nemo'] are not available with data: source: simulate" in proc.stdout + proc.stderr
+
+
+def test_new_session_target_follows_the_config(tmp_path):
+    """held_out names the left-out session (last by default), null turns the target off, an unknown one is an error."""
+    for held_out, expected in (("last", "gatsby"), ("buddy", "buddy"), (None, None)):
+        config = write_config(tmp_path / "new.yaml", new_session={"held_out": held_out})
+        proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=config)
+        counts = job_counts(proc.stdout)
+        if expected is None:
+            assert "adapt_session" not in counts and "fit_multi_without" not in counts
+            assert counts["total"] == 17  # the sample run without its 4 new-session jobs
+        else:
+            assert counts["adapt_session"] == 1 and f"results/figures/new_session_{expected}.png" in proc.stdout
+            assert f"results/fits/multi_without/{expected}/model.pt" in proc.stdout
+    config = write_config(tmp_path / "bad.yaml", new_session={"held_out": "nemo"})
+    proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=config, check=False)
+    assert proc.returncode != 0
+    assert "new_session: held_out: 'nemo' is not one of the sessions" in proc.stdout + proc.stderr
 
 
 # ---------------------------------------------------------------------------------------- sample run
@@ -162,16 +186,71 @@ def check_sample_outputs(work):
     decoding = pd.read_parquet(work / "results/tables/decoding.parquet")
     assert len(decoding) == 2 * len(RATS) ** 2 and np.isfinite(decoding["median_error_cm"]).all()
 
-    for figure in ("embeddings", "consistency", "loss"):
+    consistency, errors = check_new_session(work, SAMPLE["new_session"]["held_out"], RATS)
+    # The adapted rat lands in the trained rats' space: far above its untrained encoder, close to
+    # full multi-session training (which saw it), and a decoder from the other rats transfers to it.
+    assert consistency["adapted"] > consistency["random"] + 0.3
+    assert consistency["adapted"] > consistency["multi"] - 0.1
+    assert errors["adapted"] < errors["random"] / 2
+
+    for figure in ("embeddings", "consistency", "loss", "new_session_gatsby"):
         assert_not_blank(work / f"results/figures/{figure}.png")
     report = (work / "report.html").read_text(errors="replace")
     assert len(report) > 100_000 and "Consistency of the embeddings across rats" in report
+    assert "A new, unseen rat" in report and "new_session_gatsby.csv" in report
 
     logs = sorted(p.relative_to(work / "logs").as_posix() for p in (work / "logs").rglob("*.log"))
-    assert len(logs) == 4 + 4 + 1 + 2 + 1 + 1 + 3  # every job wrote its log
+    assert len(logs) == 4 + 4 + 1 + 2 + 1 + 1 + 3 + 4  # every job wrote its log
     assert not list((work / "results").rglob("*.part")) and not list((work / "results/checkpoints").rglob("*.pt"))
     proc = run_snakemake(work, "--dry-run", configfile=REPO / "config/sample.yaml")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+NEW_SESSION_KINDS = ["random", "single", "multi", "adapted"]
+
+
+def check_new_session(work, held_out: str, rats: list[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """The new-session outputs: the leave-one-out fit, the adapted model and embeddings, the table
+    (complete, finite); returns the mean consistency and the median decoding error (cm) per kind."""
+    from cebra_core import CEBRA
+
+    trained = [r for r in rats if r != held_out]
+    model = CEBRA.load(work / f"results/fits/multi_without/{held_out}/model.pt")
+    assert model.num_sessions_ == len(trained)
+    adapted = CEBRA.load(work / f"results/new_session/{held_out}/model.pt")
+    assert adapted.num_sessions_ == len(rats) and adapted.n_features_in_[:-1] == model.n_features_in_
+    embedding = pd.read_parquet(work / f"results/new_session/{held_out}/embedding.parquet")
+    assert embedding["session"].unique().tolist() == rats and np.isfinite(embedding[["z0", "z1", "z2"]]).all().all()
+    trained_part = embedding[embedding["session"].isin(trained)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(  # the trained rats keep their own encoders' embeddings
+        trained_part, pd.read_parquet(work / f"results/fits/multi_without/{held_out}/embedding.parquet"), atol=1e-6)
+    assert (work / f"results/benchmarks/adapt_session/{held_out}.tsv").is_file()
+
+    table = pd.read_parquet(work / f"results/tables/new_session_{held_out}.parquet")
+    assert list(table.columns) == ["kind", "measure", "source", "target", "value"]
+    assert table["kind"].unique().tolist() == NEW_SESSION_KINDS and np.isfinite(table["value"]).all()
+    pooled = "+".join(trained)
+    for kind in NEW_SESSION_KINDS:
+        part = table[table["kind"] == kind]
+        pairs = part[part["measure"] == "consistency"]
+        assert sorted(zip(pairs["source"], pairs["target"])) == sorted(
+            [(r, held_out) for r in trained] + [(held_out, r) for r in trained])
+        assert pairs["value"].le(1).all()
+        mean = part[part["measure"] == "consistency_mean"]
+        assert mean[["source", "target"]].values.tolist() == [[pooled, held_out]]
+        assert mean["value"].iloc[0] == pytest.approx(pairs["value"].mean())
+        decoding = part[part["measure"].isin(["r2", "median_error_cm"])]
+        assert decoding["measure"].tolist() == ["r2", "median_error_cm"]
+        assert set(decoding["source"]) == {held_out if kind == "single" else pooled}
+        assert (decoding["target"] == held_out).all()
+    assert (work / f"results/tables/new_session_{held_out}.csv").read_text().startswith("kind,measure,source,target,value")
+
+    value = table.set_index(["kind", "measure"])["value"]
+    numbers = {kind: value[(kind, "consistency_mean")] for kind in NEW_SESSION_KINDS}
+    errors = {kind: value[(kind, "median_error_cm")] for kind in NEW_SESSION_KINDS}
+    print(f"\nnew session {held_out}: consistency " + ", ".join(f"{k} {v:.3f}" for k, v in numbers.items())
+          + "; median decoding error (cm) " + ", ".join(f"{k} {v:.1f}" for k, v in errors.items()))
+    return numbers, errors
 
 
 @pytest.mark.slow
@@ -224,7 +303,11 @@ def test_real_data_smoke(tmp_path):
     means = consistency.groupby("kind")["score"].mean()
     print(f"\nreal-data consistency: single {means['single']:.3f}, multi {means['multi']:.3f}")
     assert means["multi"] > means["single"]
-    for figure in ("embeddings", "consistency", "loss"):
+    # buddy adapted into a multi-session fit on achilles alone; at these 300 iterations the numbers
+    # are printed, not asserted (README, "A new session")
+    consistency, errors = check_new_session(work, "buddy", ["achilles", "buddy"])
+    assert errors["adapted"] < errors["random"]
+    for figure in ("embeddings", "consistency", "loss", "new_session_buddy"):
         assert_not_blank(work / f"results/figures/{figure}.png")
 
 

@@ -9,7 +9,7 @@ one space (the multi-session model, or single-session embeddings after Procruste
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.spatial import cKDTree
 
-__all__ = ["DecodingResult", "cross_decode", "cross_decode_table", "knn_decode", "knn_predict"]
+__all__ = ["DecodingResult", "cross_decode", "cross_decode_table", "knn_decode", "knn_predict", "pooled_decode"]
 
 
 @dataclass
@@ -144,6 +144,35 @@ def cross_decode(
     te_emb, te_pos = _check_pair(test_embedding, test_position, "test")
     pred = knn_predict(tr_emb, tr_pos, te_emb, n_neighbors, metric)
     return _score(te_pos, pred, len(tr_emb), cm_per_unit)
+
+
+def pooled_decode(
+    train_embeddings: Sequence[npt.ArrayLike],
+    train_positions: Sequence[npt.ArrayLike],
+    test_embedding: npt.ArrayLike,
+    test_position: npt.ArrayLike,
+    train_fraction: float = 0.8,
+    n_neighbors: int = 36,
+    metric: str = "cosine",
+    cm_per_unit: float = 100.0,
+) -> DecodingResult:
+    """Decoder fitted on several rats' whole embeddings (pooled), tested on another rat's last part.
+
+    The test samples are those ``knn_decode(test_embedding, test_position, train_fraction)`` tests
+    on (the last ``1 - train_fraction`` of time; 0 tests on the whole session), so a decoder from
+    other animals and the rat's own decoder are scored on the same samples.
+    """
+    if len(train_embeddings) != len(train_positions) or not train_embeddings:
+        raise ValueError(
+            f"Got {len(train_embeddings)} training embeddings and {len(train_positions)} positions; "
+            "need one position per embedding, at least one.")
+    pairs = [_check_pair(e, p, f"train {i}") for i, (e, p) in enumerate(zip(train_embeddings, train_positions))]
+    emb, pos = _check_pair(test_embedding, test_position, "test")
+    if not 0 <= train_fraction < 1:
+        raise ValueError(f"train_fraction must be in [0, 1), got {train_fraction}.")
+    split = int(len(emb) * train_fraction)
+    return cross_decode(np.concatenate([e for e, _ in pairs]), np.concatenate([p for _, p in pairs]),
+                        emb[split:], pos[split:], n_neighbors=n_neighbors, metric=metric, cm_per_unit=cm_per_unit)
 
 
 def cross_decode_table(

@@ -1,4 +1,5 @@
-"""Figures of the demo: embedding grid, consistency heatmaps, loss curves; atomic PNG + PDF saving.
+"""Figures of the demo: embedding grid, consistency heatmaps, loss curves, a new session's scores;
+atomic PNG + PDF saving.
 
 Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot state, no display), so they
 render headless in workflow scripts and are freed when dropped. ``plot_consistency`` follows
@@ -28,6 +29,7 @@ __all__ = [
     "plot_embedding",
     "plot_embedding_grid",
     "plot_loss_curves",
+    "plot_new_session",
     "save_figure",
 ]
 
@@ -285,4 +287,44 @@ def plot_loss_curves(histories: Mapping[str, npt.ArrayLike], smooth: int | None 
     ax.set_ylabel(ylabel)
     ax.legend(frameon=False)
     sns.despine(ax=ax)
+    return fig
+
+
+def plot_new_session(consistency: Mapping[str, Sequence[float]], decoding_error_cm: Mapping[str, float],
+                     held_out: str) -> Figure:
+    """A new session's consistency with the trained rats and its decoding error, by kind of embedding.
+
+    ``consistency`` maps kind -> the session's scores against each trained rat, both directions
+    (fractions): the bar is their mean, the dots the single scores, in %. ``decoding_error_cm``
+    maps kind -> median position error of that kind's decoder (cm), shown beside. A kind keeps
+    its colour in both panels.
+    """
+    if not consistency:
+        raise ValueError("No consistency scores given.")
+    kinds = list(dict.fromkeys([*consistency, *decoding_error_cm]))
+    colors = dict(zip(kinds, sns.color_palette("colorblind", len(kinds))))
+    fig = Figure(figsize=(4 + 1.1 * len(kinds), 3.8), dpi=100, layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[len(consistency), max(len(decoding_error_cm), 1)])
+    rng = np.random.default_rng(0)  # dot jitter only; fixed so the figure is reproducible
+    for i, (kind, values) in enumerate(consistency.items()):
+        scores = 100 * np.asarray(values, dtype=np.float64).reshape(-1)
+        if scores.size == 0:
+            raise ValueError(f"No consistency scores for {kind!r}.")
+        mean = float(scores.mean())
+        left.bar(i, mean, width=0.7, color=colors[kind], label=kind)
+        left.scatter(i + rng.uniform(-0.18, 0.18, scores.size), scores, s=14, color="black", zorder=3, linewidths=0)
+        left.text(i, max(mean, float(scores.max()), 0) + 2, f"{mean:.1f}", ha="center", va="bottom", fontsize=9)
+    left.set_xticks(np.arange(len(consistency)), labels=list(consistency))
+    left.set_ylim(min(0.0, float(left.get_ylim()[0])), 110)
+    left.set_ylabel("Consistency with trained rats (%)")
+    left.set_title(f"{held_out}: consistency", fontsize=11)
+    for i, (kind, error) in enumerate(decoding_error_cm.items()):
+        right.bar(i, float(error), width=0.7, color=colors[kind])
+        right.text(i, float(error), f"{float(error):.1f}", ha="center", va="bottom", fontsize=9)
+    right.set_xticks(np.arange(len(decoding_error_cm)), labels=list(decoding_error_cm))
+    right.set_ylabel("Median decoding error (cm)")
+    right.set_title(f"{held_out}: position decoding", fontsize=11)
+    for ax in (left, right):
+        ax.tick_params(axis="x", length=0)
+        sns.despine(ax=ax)
     return fig

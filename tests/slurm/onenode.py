@@ -35,6 +35,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -110,7 +111,7 @@ def _tail(path: Path, n: int = 25) -> str:
 class OneNodeSlurm:
     """One slurmctld + one slurmd (+ a private munged) on this host.
 
-    ``gpus``: how many ``gpu`` GRES the node declares (``/dev/null``, ``/dev/zero``, ... as stand-ins unless
+    ``gpus``: how many ``gpu`` GRES the node declares (character-device twins of ``/dev/null`` as stand-ins unless
     ``gpu_files`` names real device files, e.g. ``["/dev/nvidia0"]`` on a GPU box), of
     type ``gpu_type`` when given (then ``--gpus=<type>:1``, i.e. ``gpu_model``, works too).
     ``cpus`` / ``mem_mb``: declare the node at least this big (``SlurmdParameters=
@@ -197,11 +198,7 @@ GresTypes=gpu
 {overrides}NodeName={self.host} NodeAddr=127.0.0.1 {node_hw}{gres} State=UNKNOWN
 PartitionName={PARTITION} Nodes={self.host} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 """)
-        # Stand-ins for GPU device files: slurmd wants one distinct *character device* per GPU
-        # (it derives CUDA_VISIBLE_DEVICES from them; a plain file gives an empty value).
-        files = self.gpu_files or FAKE_GPU_DEVICES[: self.gpus]
-        if len(files) < self.gpus:
-            raise SlurmUnavailable(f"at most {len(FAKE_GPU_DEVICES)} fake GPUs (give gpu_files for more)")
+        files = self.gpu_files or self._fake_gpu_files()
         (self.conf.parent / "gres.conf").write_text(
             "".join(f"Name=gpu{' Type=' + self.gpu_type if self.gpu_type else ''} File={f}\n" for f in files)
             if self.gpus else "")
@@ -211,6 +208,26 @@ PartitionName={PARTITION} Nodes={self.host} Default=YES MaxTime=INFINITE State=U
         srun = self.bindir / "srun"
         srun.write_text(f'#!/bin/sh\nSLURM_CONF="{self.conf}" exec "{_which("srun")}" "$@"\n')
         srun.chmod(0o755)
+
+    def _fake_gpu_files(self) -> list[str]:
+        """Stand-ins for GPU device files. slurmd wants one distinct *character device* per GPU
+        (it sets CUDA_VISIBLE_DEVICES=0,1,... from them; a plain file gives an empty value):
+        twins of /dev/null in our directory, else /dev/null, /dev/zero, ... themselves."""
+        devdir = self.dir / "dev"
+        devdir.mkdir(exist_ok=True)
+        try:
+            files = []
+            for i in range(self.gpus):
+                path = devdir / f"fakegpu{i}"
+                if not path.exists():
+                    os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+                files.append(str(path))
+            return files
+        except OSError:  # no CAP_MKNOD
+            if self.gpus > len(FAKE_GPU_DEVICES):
+                raise SlurmUnavailable(f"cannot mknod, and at most {len(FAKE_GPU_DEVICES)} fake GPUs "
+                                       "without it (or give gpu_files)") from None
+            return FAKE_GPU_DEVICES[: self.gpus]
 
     def env(self, base: dict | None = None) -> dict:
         """Environment for talking to this cluster (SLURM_CONF, PATH with the srun shim)."""

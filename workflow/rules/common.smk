@@ -40,6 +40,24 @@ def _check_sessions():
 _check_sessions()
 
 
+def _held_out_session():
+    """The session left out of a multi-session fit and adapted into it (new_session.held_out), or None."""
+    held = config.get("new_session", {}).get("held_out", "last")
+    if held is None or held is False:
+        return None
+    if held == "last":
+        return SESSIONS[-1]
+    if held not in SESSIONS:
+        raise ValueError(
+            f"config: new_session: held_out: {held!r} is not one of the sessions {SESSIONS} "
+            "(name one of them, write last for the last one, or null for no new-session target)"
+        )
+    return held
+
+
+HELD_OUT = _held_out_session()
+
+
 def local_entry(session):
     """{path, md5} of a local session; paths may use ~ and environment variables."""
     entry = config["data"]["local"][session]
@@ -72,6 +90,15 @@ def embeddings(wildcards):
     return ["results/fits/multi/embedding.parquet"]
 
 
+def trained_sessions(wildcards):
+    """All sessions but the held-out one ({session}), in order: the leave-one-out multi-session fit."""
+    return [s for s in SESSIONS if s != wildcards.session]
+
+
+def trained_session_tables(wildcards):
+    return expand("results/data/sessions/{session}.parquet", session=trained_sessions(wildcards))
+
+
 def cebra_params():
     """Keyword arguments for cebra_core.CEBRA, straight from the config."""
     return dict(config["cebra"])
@@ -83,7 +110,7 @@ def gpu_resources():
 
 
 def final_targets():
-    return [
+    targets = [
         "results/figures/embeddings.png",
         "results/figures/consistency.png",
         "results/figures/loss.png",
@@ -91,3 +118,13 @@ def final_targets():
         "results/tables/decoding.parquet",
         "results/tables/decoding.csv",
     ]
+    if HELD_OUT is not None:
+        targets += expand(
+            [
+                "results/tables/new_session_{session}.parquet",
+                "results/tables/new_session_{session}.csv",
+                "results/figures/new_session_{session}.png",
+            ],
+            session=HELD_OUT,
+        )
+    return targets

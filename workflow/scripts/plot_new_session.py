@@ -1,0 +1,18 @@
+"""The held-out session's consistency by kind of embedding, with its decoding errors beside."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+import pandas as pd
+
+from cebra_core.plots import plot_new_session, save_figure
+
+table = pd.read_parquet(snakemake.input[0])
+kinds = list(dict.fromkeys(table["kind"]))
+consistency = {kind: table.query("kind == @kind and measure == 'consistency'")["value"].to_numpy() for kind in kinds}
+errors = {kind: float(table.query("kind == @kind and measure == 'median_error_cm'")["value"].iloc[0]) for kind in kinds}
+figure = plot_new_session(consistency, errors, held_out=snakemake.wildcards.session)
+save_figure(figure, snakemake.output[0], formats=("png",))
