@@ -81,7 +81,7 @@ def test_window_table_matches_training_windows(adapted, sessions):
     x = torch.from_numpy(X[1])
     table = window_embedding_table([embed_sequence(model.model_[1], x)])
     index = torch.tensor([0, 3, 5, 100, x.shape[0] - 5, x.shape[0] - 1])
-    direct = model.model_[1](gather_windows(x, index).transpose(1, 2))
+    direct = model.model_[1](gather_windows(x, index).permute(1, 2, 0))
     torch.testing.assert_close(table[index], direct, rtol=0, atol=2e-6)
 
 

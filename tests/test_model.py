@@ -170,14 +170,14 @@ def test_build_models_matches_cebra_init_and_outputs(cebra_reference, n, seed):
 
 
 def _conv_path(models, windows):
-    return torch.stack([m(w.transpose(1, 2)) for m, w in zip(models, windows)])
+    return torch.stack([m(w.permute(1, 2, 0)) for m, w in zip(models, windows)])  # (10, M, N) -> (M, N, 10)
 
 
 @pytest.mark.parametrize("neurons", [[48], [120, 48, 7]])
 def test_encode_windows_equals_conv1d_forward_and_gradients(neurons):
     models = build_models(neurons, 32, 3, seed=3)
     g = torch.Generator().manual_seed(4)
-    windows = [torch.poisson(torch.rand(96, 10, n, generator=g) * 2, generator=g) for n in neurons]
+    windows = [torch.poisson(torch.rand(10, 96, n, generator=g) * 2, generator=g) for n in neurons]
     fast = encode_windows(models, windows)
     slow = _conv_path(models, windows)
     assert fast.shape == (len(neurons), 96, 3)
@@ -196,11 +196,11 @@ def test_gather_windows_clamps_the_window_not_the_rows():
     T, N = 30, 4
     neural = torch.arange(T * N, dtype=torch.float32).reshape(T, N)
     out = gather_windows(neural, torch.tensor([0, T - 1, 7, 4, 5, T - 5, T - 4]))
-    assert out.shape == (7, 10, N)
+    assert out.shape == (10, 7, N)  # time-major
     expected_rows = [
         range(0, 10), range(T - 10, T), range(2, 12), range(0, 10), range(0, 10), range(T - 10, T), range(T - 10, T)
     ]
-    for w, rows in zip(out, expected_rows):
+    for w, rows in zip(out.transpose(0, 1), expected_rows):
         assert torch.equal(w, neural[list(rows)])
 
 

@@ -3,10 +3,11 @@
 `Offset10Model` is the canonical module (Conv1d layers, PyTorch default init, the same
 parameter names as CEBRA's so state dicts can be exchanged). It is what `transform` runs.
 
-`encode_windows` computes exactly the same function for a batch of 10-sample windows, but
-channels-last with one GEMM per layer (the convolutions unrolled over the 10 time steps) and
-with the residual tail batched over sessions (`bmm`). On this CPU that is ~4x faster per step
-than three separate Conv1d forwards; `tests/test_model.py` proves the two agree.
+`encode_windows` computes exactly the same function for a batch of 10-sample windows, laid out
+time-major (time, batch, channels) so that every convolution tap is a contiguous block and the
+convolutions become plain GEMMs with no unfold copies; the layers after the first (same shape in
+every session) are batched over sessions with `baddbmm`. References, positives and negatives go
+through in one call. `tests/test_model.py` proves it equals the Conv1d module, gradients too.
 """
 
 from __future__ import annotations
@@ -80,52 +81,49 @@ def build_models(num_neurons: list[int], num_units: int, num_output: int, seed: 
         return [Offset10Model(n, num_units, num_output) for n in num_neurons]
 
 
-def _unrolled(weight: torch.Tensor) -> torch.Tensor:
-    """Conv1d weight (out, in, k) -> GEMM weight (k*in, out) matching windows concatenated over k."""
-    out_channels, in_channels, kernel = weight.shape
-    return weight.permute(2, 1, 0).reshape(kernel * in_channels, out_channels)
+def _conv_as_gemms(h: torch.Tensor, weights: list[torch.Tensor], bias: torch.Tensor) -> torch.Tensor:
+    """A kernel-k Conv1d over time-major activations (S, L, M, C) -> (S, L-k+1, M, C_out).
 
-
-def _shifted_concat(h: torch.Tensor, kernel: int) -> torch.Tensor:
-    """(..., L, C) -> (..., L-k+1, k*C): the k time-shifted copies side by side (an unfold)."""
-    length = h.shape[-2]
-    return torch.cat([h[..., j : length - kernel + 1 + j, :] for j in range(kernel)], dim=-1)
+    Time-major, each tap j reads the contiguous block h[:, j : j+L-k+1], so the convolution is
+    k batched GEMMs accumulated in place, with no unfold copy (weights: (S, C_out, C, k)).
+    """
+    num_sessions, length, batch, channels = h.shape
+    kernel = weights.shape[-1]
+    steps = length - kernel + 1
+    out = bias[:, None, :]  # (S, 1, C_out), broadcast over rows by the first baddbmm
+    for j in range(kernel):
+        tap = h[:, j : j + steps].reshape(num_sessions, steps * batch, channels)
+        out = torch.baddbmm(out, tap, weights[..., j].transpose(1, 2))
+    return out.reshape(num_sessions, steps, batch, -1)
 
 
 def encode_windows(models: list[Offset10Model], windows: list[torch.Tensor]) -> torch.Tensor:
-    """Embed 10-sample windows: windows[s] is (M, 10, N_s) for session s -> (S, M, D), unit norm.
+    """Embed 10-sample windows: windows[s] is time-major (10, M, N_s) for session s -> (S, M, D), unit norm.
 
-    Same function as `Offset10Model.forward` on (M, N_s, 10), computed channels-last.
+    Same function as `Offset10Model.forward` on the (M, N_s, 10) windows, computed as GEMMs.
     """
     first = []
-    for model, w in zip(models, windows):
+    for model, w in zip(models, windows):  # the first layer differs in width per session
         conv = model.first_layer
-        first.append(F.gelu(F.linear(_shifted_concat(w, 2), _unrolled(conv.weight).T, conv.bias)))
-    h = torch.stack(first)  # (S, M, 9, H)
-    num_sessions, batch = h.shape[0], h.shape[1]
+        first.append(F.gelu(_conv_as_gemms(w[None], conv.weight[None], conv.bias[None])[0]))
+    h = torch.stack(first)  # (S, 9, M, H)
     for layer in range(3):
         convs = [m.residual_layers[layer] for m in models]
-        weight = torch.stack([_unrolled(c.weight) for c in convs])  # (S, 3H, H)
-        bias = torch.stack([c.bias for c in convs])[:, None, :]
-        u = _shifted_concat(h, 3)
-        steps = u.shape[2]
-        r = torch.baddbmm(bias, u.reshape(num_sessions, batch * steps, -1), weight)
-        h = h[:, :, 1:-1] + F.gelu(r.reshape(num_sessions, batch, steps, -1))
+        r = _conv_as_gemms(h, torch.stack([c.weight for c in convs]), torch.stack([c.bias for c in convs]))
+        h = h[:, 1:-1] + F.gelu(r)
     convs = [m.output_layer for m in models]
-    weight = torch.stack([_unrolled(c.weight) for c in convs])  # (S, 3H, D)
-    bias = torch.stack([c.bias for c in convs])[:, None, :]
-    z = torch.baddbmm(bias, h.reshape(num_sessions, batch, -1), weight)
+    z = _conv_as_gemms(h, torch.stack([c.weight for c in convs]), torch.stack([c.bias for c in convs]))[:, 0]
     return z / z.norm(dim=-1, keepdim=True)
 
 
 def gather_windows(neural: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Windows [i-5, i+5) of a (T, N) session for each index -> (M, 10, N).
+    """Windows [i-5, i+5) of a (T, N) session for each index, time-major -> (10, M, N).
 
     CEBRA clamps the window index to [5, T-5] but samples labels with the unclamped index.
     """
     centre = index.clamp(OFFSET_LEFT, neural.shape[0] - OFFSET_RIGHT)
     offsets = torch.arange(-OFFSET_LEFT, OFFSET_RIGHT, device=index.device)
-    return neural[centre[:, None] + offsets]
+    return neural[offsets[:, None] + centre[None, :]]
 
 
 @torch.no_grad()
