@@ -136,12 +136,15 @@ def check_embedding_table(table: pd.DataFrame, rats: list[str]):
 
 
 def assert_not_blank(png):
+    """A real, non-blank PNG, and its vector twin (a PDF) beside it."""
     import matplotlib.image
 
     pixels = matplotlib.image.imread(png)[..., :3]
     assert pixels.shape[0] > 200 and pixels.shape[1] > 200
     assert (pixels.min(axis=2) < 0.9).mean() > 0.01  # more than 1% of the pixels are not white
     assert pixels.std() > 0.05
+    pdf = png.with_suffix(".pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and len(pdf) > 5_000
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +211,15 @@ def embedding_columns(frame: pd.DataFrame) -> list[str]:
     """The z0 … z{D-1} columns of an embedding table, in order."""
     cols = [c for c in frame.columns if c.startswith("z") and c[1:].isdigit()]
     return sorted(cols, key=lambda c: int(c[1:]))
+
+
+def split_sessions(frame: pd.DataFrame, names: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+    """An embedding table's rows per session, each in time order (in `names`' order, else the table's)."""
+    names = list(dict.fromkeys(frame["session"])) if names is None else list(names)
+    missing = [n for n in names if not (frame["session"] == n).any()]
+    if missing:
+        raise ValueError(f"the embedding table has no rows for sessions {missing}")
+    return {name: frame[frame["session"] == name].sort_values("time") for name in names}
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -6,11 +6,12 @@ rule plot_embeddings:
         single="results/alignment/single.parquet",
         multi="results/alignment/multi.parquet",
     output:
-        report(
+        png=report(
             "results/figures/embeddings.png",
             caption="../report/embeddings.rst",
             category="Embeddings",
         ),
+        pdf="results/figures/embeddings.pdf",
     log:
         "logs/figures/embeddings.log",
     params:
@@ -25,11 +26,12 @@ rule plot_consistency:
     input:
         "results/tables/consistency.parquet",
     output:
-        report(
+        png=report(
             "results/figures/consistency.png",
             caption="../report/consistency.rst",
             category="Consistency",
         ),
+        pdf="results/figures/consistency.pdf",
     log:
         "logs/figures/consistency.log",
     params:
@@ -45,11 +47,12 @@ rule plot_loss:
         single=expand("results/fits/single/{session}/loss.parquet", session=SESSIONS),
         multi="results/fits/multi/loss.parquet",
     output:
-        report(
+        png=report(
             "results/figures/loss.png",
             caption="../report/loss.rst",
             category="Training",
         ),
+        pdf="results/figures/loss.pdf",
     log:
         "logs/figures/loss.log",
     conda:

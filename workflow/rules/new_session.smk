@@ -83,11 +83,12 @@ rule plot_new_session:
     input:
         "results/tables/new_session_{session}.parquet",
     output:
-        report(
+        png=report(
             "results/figures/new_session_{session}.png",
             caption="../report/new_session.rst",
             category="New session",
         ),
+        pdf="results/figures/new_session_{session}.pdf",
     log:
         "logs/figures/new_session_{session}.log",
     conda:

@@ -8,7 +8,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 import pandas as pd
 
-from cebra_core.data import embedding_columns, write_table
+from cebra_core.data import embedding_columns, split_sessions, write_table
 from cebra_core.metrics import consistency_score
 
 names = list(snakemake.params.sessions)
@@ -16,7 +16,7 @@ rows = []
 for kind in ("single", "multi"):
     table = pd.read_parquet(snakemake.input[kind])
     z = embedding_columns(table)
-    parts = [table[table["session"] == name].sort_values("time") for name in names]
+    parts = list(split_sessions(table, names).values())
     scores, pairs, _ = consistency_score(
         [p[z].to_numpy() for p in parts],
         labels=[p["position"].to_numpy() for p in parts],

@@ -8,7 +8,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 import pandas as pd
 
-from cebra_core.data import atomic_output, embedding_columns, write_table
+from cebra_core.data import atomic_output, embedding_columns, split_sessions, write_table
 from cebra_core.decoding import cross_decode_table
 
 names = list(snakemake.params.sessions)
@@ -16,7 +16,7 @@ tables = []
 for kind in ("single", "multi"):
     table = pd.read_parquet(snakemake.input[kind])
     z = embedding_columns(table)
-    parts = {name: table[table["session"] == name].sort_values("time") for name in names}
+    parts = split_sessions(table, names)
     scores = cross_decode_table(
         {name: part[z].to_numpy() for name, part in parts.items()},
         {name: part["position"].to_numpy() for name, part in parts.items()},

@@ -16,4 +16,4 @@ for kind in ("single", "multi"):
     part = table[table["kind"] == kind]
     panels.append((part["score"].to_numpy(), part[["source", "target"]].to_numpy(), list(snakemake.params.sessions)))
 figure = plot_consistency_comparison(*panels)
-save_figure(figure, snakemake.output[0], formats=("png",))
+save_figure(figure, snakemake.output.png)  # and the .pdf beside it

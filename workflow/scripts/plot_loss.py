@@ -16,4 +16,4 @@ for path in [*snakemake.input.single, snakemake.input.multi]:
     name = table["fit"].iloc[0]
     histories[name if name == "multi" else f"single-{name}"] = table["total"].to_numpy()
 smooth = max(1, min(100, min(len(h) for h in histories.values()) // 10))
-save_figure(plot_loss_curves(histories, smooth=smooth), snakemake.output[0], formats=("png",))
+save_figure(plot_loss_curves(histories, smooth=smooth), snakemake.output.png)  # and the .pdf beside it

@@ -15,4 +15,4 @@ kinds = list(dict.fromkeys(table["kind"]))
 consistency = {kind: table.query("kind == @kind and measure == 'consistency'")["value"].to_numpy() for kind in kinds}
 errors = {kind: float(table.query("kind == @kind and measure == 'median_error_cm'")["value"].iloc[0]) for kind in kinds}
 figure = plot_new_session(consistency, errors, held_out=snakemake.wildcards.session)
-save_figure(figure, snakemake.output[0], formats=("png",))
+save_figure(figure, snakemake.output.png)  # and the .pdf beside it

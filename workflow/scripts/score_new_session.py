@@ -10,7 +10,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 import numpy as np
 import pandas as pd
 
-from cebra_core.data import atomic_output, embedding_columns, write_table
+from cebra_core.data import atomic_output, embedding_columns, split_sessions, write_table
 from cebra_core.decoding import knn_decode, pooled_decode
 from cebra_core.metrics import consistency_score
 
@@ -22,9 +22,9 @@ pooled = "+".join(trained)
 
 def sessions(path):
     """{session: (embedding, position)} of an embedding table, in time order."""
-    frame = pd.read_parquet(path).sort_values(["session", "time"])
+    frame = pd.read_parquet(path)
     z = embedding_columns(frame)
-    return {name: (part[z].to_numpy(), part["position"].to_numpy()) for name, part in frame.groupby("session")}
+    return {name: (part[z].to_numpy(), part["position"].to_numpy()) for name, part in split_sessions(frame).items()}
 
 
 adapted = sessions(snakemake.input.adapted)
