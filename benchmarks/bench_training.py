@@ -8,7 +8,8 @@ and peak RSS. CEBRA 0.6.1 runs in whichever interpreter has it: this one, or the
     python benchmarks/bench_training.py --cebra-python .venv-cebra/bin/python
     python benchmarks/bench_training.py --quick              # fewer iterations
 
-The rate is measured as (n2 - n1) / (t(n2) - t(n1)) over two fits of n1 and n2 iterations, so
+The rate is measured as (n2 - n1) / (t(n2) - t(n1)) over two fits of n1 and n2 iterations (the
+best of --repeats such measurements, for both implementations alike), so
 set-up costs (index building, model init) cancel for both implementations; a short fit before
 them absorbs one-time warm-up (lazy initialisation, kernel selection).
 """
@@ -72,24 +73,27 @@ def _fit_seconds(impl: str, neural, labels, iterations: int, device: str) -> flo
     return time.perf_counter() - start
 
 
-def run_case(impl: str, data: str, n1: int, n2: int, device: str) -> dict:
+def run_case(impl: str, data: str, n1: int, n2: int, device: str, repeats: int) -> dict:
     """Runs inside the subprocess: two fits, the rate from their difference, peak memory."""
     import torch
 
     torch.manual_seed(0)
     neural, labels = _read_sessions(data)
     _fit_seconds(impl, neural, labels, 3, device)  # warm-up: lazy initialisation, kernel selection
-    t1 = _fit_seconds(impl, neural, labels, n1, device)
-    t2 = _fit_seconds(impl, neural, labels, n2, device)
+    rates = []
+    for _ in range(repeats):  # the best of a few: the machine is shared and noisy; same for both
+        t1 = _fit_seconds(impl, neural, labels, n1, device)
+        t2 = _fit_seconds(impl, neural, labels, n2, device)
+        rates.append((n2 - n1) / max(t2 - t1, 1e-9))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {"it_per_s": (n2 - n1) / max(t2 - t1, 1e-9), "wall_s": t2, "iterations": n2, "peak_rss_mb": peak_mb}
+    result = {"it_per_s": max(rates), "all_it_per_s": rates, "wall_s": t2, "iterations": n2, "peak_rss_mb": peak_mb}
     if device.startswith("cuda"):
         result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return result
 
 
-def spawn(python: str, impl: str, data: str, n1: int, n2: int, device: str) -> dict:
-    cmd = [python, os.path.abspath(__file__), "--case", impl, data, str(n1), str(n2), device]
+def spawn(python: str, impl: str, data: str, n1: int, n2: int, device: str, repeats: int) -> dict:
+    cmd = [python, os.path.abspath(__file__), "--case", impl, data, str(n1), str(n2), device, str(repeats)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
@@ -105,15 +109,16 @@ def _cebra_python(given: str | None) -> str | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--case", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--case", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=3, help="measurements per case; the best counts (default 3)")
     parser.add_argument("--cebra-python", help="interpreter that can `import cebra` (0.6.1)")
     parser.add_argument("--quick", action="store_true", help="fewer iterations (noisier)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.case:
-        impl, data, n1, n2, device = args.case
-        print(json.dumps(run_case(impl, data, int(n1), int(n2), device)))
+        impl, data, n1, n2, device, repeats = args.case
+        print(json.dumps(run_case(impl, data, int(n1), int(n2), device, int(repeats))))
         return
 
     import torch
@@ -135,10 +140,10 @@ def main() -> None:
     for label, names, length, kind in cases:
         data = os.path.join(scratch, "sessions.npz")
         write_sessions(names, length, data)  # both implementations train on the very same arrays
-        mine = spawn(sys.executable, "cebra_core", data, *ours[kind], args.device)
+        mine = spawn(sys.executable, "cebra_core", data, *ours[kind], args.device, args.repeats)
         ref = {}
         if cebra_python and length is None:
-            ref = spawn(cebra_python, "cebra", data, *theirs[kind], args.device)
+            ref = spawn(cebra_python, "cebra", data, *theirs[kind], args.device, args.repeats)
         row = {"case": label, "cebra_core": mine, "cebra": ref}
         results.append(row)
         if "error" in mine:

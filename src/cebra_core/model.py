@@ -81,20 +81,44 @@ def build_models(num_neurons: list[int], num_units: int, num_output: int, seed: 
         return [Offset10Model(n, num_units, num_output) for n in num_neurons]
 
 
-def _conv_as_gemms(h: torch.Tensor, weights: list[torch.Tensor], bias: torch.Tensor) -> torch.Tensor:
+class _TimeConv(torch.autograd.Function):
     """A kernel-k Conv1d over time-major activations (S, L, M, C) -> (S, L-k+1, M, C_out).
 
     Time-major, each tap j reads the contiguous block h[:, j : j+L-k+1], so the convolution is
-    k batched GEMMs accumulated in place, with no unfold copy (weights: (S, C_out, C, k)).
+    k batched GEMMs accumulated in place, with no unfold copy (weight: (S, C_out, C, k)). The
+    backward accumulates the input gradient of all taps into one buffer in place; autograd
+    would zero-fill a full-size buffer per tap and add them up.
     """
-    num_sessions, length, batch, channels = h.shape
-    kernel = weights.shape[-1]
-    steps = length - kernel + 1
-    out = bias[:, None, :]  # (S, 1, C_out), broadcast over rows by the first baddbmm
-    for j in range(kernel):
-        tap = h[:, j : j + steps].reshape(num_sessions, steps * batch, channels)
-        out = torch.baddbmm(out, tap, weights[..., j].transpose(1, 2))
-    return out.reshape(num_sessions, steps, batch, -1)
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        num_sessions, length, batch, channels = h.shape
+        steps = length - weight.shape[-1] + 1
+        out = bias[:, None, :]  # (S, 1, C_out), broadcast over rows by the first baddbmm
+        for j in range(weight.shape[-1]):
+            tap = h[:, j : j + steps].reshape(num_sessions, steps * batch, channels)
+            out = torch.baddbmm(out, tap, weight[..., j].transpose(1, 2))
+        ctx.save_for_backward(h, weight)
+        return out.reshape(num_sessions, steps, batch, -1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        h, weight = ctx.saved_tensors
+        num_sessions, steps, batch, _ = grad.shape
+        channels, kernel = h.shape[-1], weight.shape[-1]
+        g = grad.reshape(num_sessions, steps * batch, -1)
+        taps = [h[:, j : j + steps].reshape(num_sessions, steps * batch, channels) for j in range(kernel)]
+        grad_h = None
+        if ctx.needs_input_grad[0]:  # not for the first layer: the windows are data
+            grad_h = torch.zeros_like(h)
+            for j in range(kernel):
+                grad_h[:, j : j + steps].view(num_sessions, steps * batch, channels).baddbmm_(g, weight[..., j])
+        grad_weight = torch.stack([torch.bmm(g.transpose(1, 2), tap) for tap in taps], dim=-1)
+        return grad_h, grad_weight, g.sum(dim=1)
+
+
+def _conv_as_gemms(h: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return _TimeConv.apply(h, weights, bias)
 
 
 def encode_windows(models: list[Offset10Model], windows: list[torch.Tensor]) -> torch.Tensor:
@@ -123,7 +147,9 @@ def gather_windows(neural: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """
     centre = index.clamp(OFFSET_LEFT, neural.shape[0] - OFFSET_RIGHT)
     offsets = torch.arange(-OFFSET_LEFT, OFFSET_RIGHT, device=index.device)
-    return neural[offsets[:, None] + centre[None, :]]
+    rows = (offsets[:, None] + centre[None, :]).reshape(-1)
+    # index_select gathers whole rows; ~5x faster on CPU than advanced indexing with a 2-D index
+    return neural.index_select(0, rows).reshape(RECEPTIVE_FIELD, index.shape[0], neural.shape[1])
 
 
 @torch.no_grad()
