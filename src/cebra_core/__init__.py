@@ -2,19 +2,26 @@
 
 Training: `CEBRA`. After training: `OrthogonalProcrustesAlignment`, `align_to_reference`,
 `consistency_score`, `knn_decode`, `cross_decode` (figures are in `cebra_core.plots`).
+
+The names are imported on first use, so that e.g. `cebra_core.alignment` alone does not load torch.
 """
 
-from cebra_core.alignment import OrthogonalProcrustesAlignment, align_to_reference
-from cebra_core.decoding import cross_decode, knn_decode
-from cebra_core.estimator import CEBRA
-from cebra_core.metrics import consistency_score
+import importlib
 
 __version__ = "0.1.0"
-__all__ = [
-    "CEBRA",
-    "OrthogonalProcrustesAlignment",
-    "align_to_reference",
-    "consistency_score",
-    "cross_decode",
-    "knn_decode",
-]
+
+_HOME = {
+    "CEBRA": "cebra_core.estimator",
+    "OrthogonalProcrustesAlignment": "cebra_core.alignment",
+    "align_to_reference": "cebra_core.alignment",
+    "consistency_score": "cebra_core.metrics",
+    "cross_decode": "cebra_core.decoding",
+    "knn_decode": "cebra_core.decoding",
+}
+__all__ = list(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(importlib.import_module(_HOME[name]), name)
+    raise AttributeError(f"module 'cebra_core' has no attribute {name!r}")
