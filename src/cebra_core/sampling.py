@@ -34,6 +34,8 @@ class Batch:
     `positive[s]` holds the B positives that session s supplies (searched in its labels and
     embedded by its encoder). `positive_order`, when set, re-pairs them with the references:
     the partner of flattened reference row r is flattened positive row positive_order[r].
+    (`AdaptationSampler` fills positive and negative with rows of the trained sessions
+    concatenated, as (1, B) and (1, S*B), since their embeddings are looked up.)
     """
 
     reference: torch.Tensor  # (S, B)
