@@ -117,8 +117,9 @@ class _TimeConv(torch.autograd.Function):
         return grad_h, grad_weight, g.sum(dim=1)
 
 
-def _conv_as_gemms(h: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    return _TimeConv.apply(h, weights, bias)
+def _session_conv(h: torch.Tensor, convs: list[nn.Conv1d]) -> torch.Tensor:
+    """Session s's Conv1d applied to h[s], for all sessions at once (same layer shapes in each)."""
+    return _TimeConv.apply(h, torch.stack([c.weight for c in convs]), torch.stack([c.bias for c in convs]))
 
 
 def encode_windows(models: list[Offset10Model], windows: list[torch.Tensor]) -> torch.Tensor:
@@ -126,17 +127,11 @@ def encode_windows(models: list[Offset10Model], windows: list[torch.Tensor]) -> 
 
     Same function as `Offset10Model.forward` on the (M, N_s, 10) windows, computed as GEMMs.
     """
-    first = []
-    for model, w in zip(models, windows):  # the first layer differs in width per session
-        conv = model.first_layer
-        first.append(F.gelu(_conv_as_gemms(w[None], conv.weight[None], conv.bias[None])[0]))
-    h = torch.stack(first)  # (S, 9, M, H)
-    for layer in range(3):
-        convs = [m.residual_layers[layer] for m in models]
-        r = _conv_as_gemms(h, torch.stack([c.weight for c in convs]), torch.stack([c.bias for c in convs]))
-        h = h[:, 1:-1] + F.gelu(r)
-    convs = [m.output_layer for m in models]
-    z = _conv_as_gemms(h, torch.stack([c.weight for c in convs]), torch.stack([c.bias for c in convs]))[:, 0]
+    # the first layer differs in width per session; the later ones are batched over sessions
+    h = torch.stack([F.gelu(_session_conv(w[None], [m.first_layer])[0]) for m, w in zip(models, windows)])
+    for layer in range(3):  # h: (S, L, M, H), L = 9, 7, 5
+        h = h[:, 1:-1] + F.gelu(_session_conv(h, [m.residual_layers[layer] for m in models]))
+    z = _session_conv(h, [m.output_layer for m in models])[:, 0]
     return z / z.norm(dim=-1, keepdim=True)
 
 

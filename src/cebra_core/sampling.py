@@ -121,7 +121,7 @@ class NearestLabelIndex:
             [torch.cat([g, g[:1].expand(width - g.numel())]) for g in per_session]
         )  # (S, G)
         self.all_labels = torch.cat(labels)
-        self.session_offset = torch.tensor([0] + [l.shape[0] for l in labels], device=self.device).cumsum(0)[:-1]
+        self.session_offset = _session_offsets(labels)[1]
 
     def nearest(self, queries: torch.Tensor, session: torch.Tensor) -> torch.Tensor:
         """Local time index of the label nearest to each query (Q, d), searched in `session` (Q,)."""
@@ -162,6 +162,17 @@ def brute_force_nearest(labels: torch.Tensor, queries: torch.Tensor) -> torch.Te
     return dist.argmin(dim=1)
 
 
+def _session_offsets(labels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lengths T_s of the sessions and the row where each starts when they are concatenated."""
+    lengths = torch.tensor([l.shape[0] for l in labels], device=labels[0].device)
+    return lengths, lengths.cumsum(0) - lengths
+
+
+def _pooled_deltas(labels: list[torch.Tensor], time_offset: int) -> torch.Tensor:
+    """label[t] - label[t - time_offset] of every session, valid differences only, concatenated."""
+    return torch.cat([l[time_offset:] - l[:-time_offset] for l in labels])
+
+
 def _uniform_indices(lengths: torch.Tensor, batch: int, generator: torch.Generator) -> torch.Tensor:
     """(S, B) indices, uniform over [0, T_s) in each session s, drawn as floor(U * T_s) like CEBRA."""
     u = torch.rand((lengths.numel(), batch), generator=generator, device=lengths.device, dtype=torch.float64)
@@ -195,12 +206,10 @@ class MultiSessionSampler:
     def __init__(self, labels: list[torch.Tensor], time_offset: int, generator: torch.Generator):
         self.generator = generator
         self.num_sessions = len(labels)
-        device = labels[0].device
-        self.lengths = torch.tensor([l.shape[0] for l in labels], device=device)
-        self.offsets = torch.cat([torch.zeros(1, dtype=torch.long, device=device), self.lengths.cumsum(0)[:-1]])
+        self.lengths, self.offsets = _session_offsets(labels)
         self.all_labels = torch.cat(labels)
         # one pooled table of valid differences only (no zero rows, unlike single-session)
-        self.delta = torch.cat([l[time_offset:] - l[:-time_offset] for l in labels])
+        self.delta = _pooled_deltas(labels, time_offset)
         self.index = NearestLabelIndex(labels)
 
     def sample(self, batch: int) -> Batch:
@@ -229,11 +238,8 @@ class AdaptationSampler:
                  generator: torch.Generator):  # fmt: skip
         self.new_labels = new_labels
         self.generator = generator
-        device = new_labels.device
-        self.lengths = torch.tensor([l.shape[0] for l in trained_labels], device=device)
-        self.offsets = torch.cat([torch.zeros(1, dtype=torch.long, device=device), self.lengths.cumsum(0)[:-1]])
-        sessions = trained_labels + [new_labels]
-        self.delta = torch.cat([l[time_offset:] - l[:-time_offset] for l in sessions])
+        self.lengths, self.offsets = _session_offsets(trained_labels)
+        self.delta = _pooled_deltas(trained_labels + [new_labels], time_offset)
         self.index = NearestLabelIndex(trained_labels)
 
     def sample(self, batch: int) -> Batch:
