@@ -2,11 +2,11 @@
 model, all sessions' embeddings in that space, and the held-out session's untrained-encoder embedding."""
 
 import logging
-import sys
 import time
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from common import start
+
+start(snakemake)
 
 import pandas as pd
 import torch

@@ -1,10 +1,10 @@
 """Rotate every session's embedding onto the first session's (Procrustes on label neighbours)."""
 
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from common import start
+
+start(snakemake)
 
 import pandas as pd
 

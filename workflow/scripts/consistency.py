@@ -1,10 +1,10 @@
 """Consistency (R² of linear maps between label-binned embeddings) for single- and multi-session fits."""
 
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from common import start
+
+start(snakemake)
 
 import pandas as pd
 

@@ -4,8 +4,9 @@ import logging
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from common import start
+
+start(snakemake)
 
 from cebra_core.download import DEFAULT_BASE_URL, DownloadError, fetch_session
 

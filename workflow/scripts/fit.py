@@ -3,12 +3,12 @@
 import hashlib
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from common import start
+
+start(snakemake)
 
 import numpy as np
 import pandas as pd

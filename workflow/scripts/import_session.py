@@ -3,8 +3,9 @@
 import logging
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from common import start
+
+start(snakemake)
 
 from cebra_core.data import SessionError, load_session, write_session
 

@@ -1,10 +1,8 @@
 """The two consistency heatmaps (single- vs multi-session), from the tidy consistency table."""
 
-import logging
-import sys
+from common import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+start(snakemake)
 
 import pandas as pd
 

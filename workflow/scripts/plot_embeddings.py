@@ -1,10 +1,8 @@
 """The 2 x S embedding grid: aligned single-session fits on top, the multi-session fit below."""
 
-import logging
-import sys
+from common import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+start(snakemake)
 
 import pandas as pd
 

@@ -2,10 +2,10 @@
 encoder, untrained encoder (random), its single-session and its full multi-session embedding."""
 
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from common import start
+
+start(snakemake)
 
 import numpy as np
 import pandas as pd

@@ -1,10 +1,10 @@
 """Simulate one rat's place cells (cebra_core.simulate) and write its session table."""
 
 import logging
-import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from common import start
+
+start(snakemake)
 
 from cebra_core.data import write_session
 from cebra_core.simulate import simulate_session
