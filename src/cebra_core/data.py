@@ -193,18 +193,28 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
     return pd.read_parquet(path, columns=list(LABEL_COLUMNS)).to_numpy(np.float32)
 
 
-def embedding_frame(session: str, embedding: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
-    """The embedding table: session, time, z0 … z{D-1}, position, direction ('right'/'left')."""
+def embedding_frame(session: str, embedding: np.ndarray, labels: np.ndarray, part="all") -> pd.DataFrame:
+    """The embedding table: session, time, part, z0 … z{D-1}, position, direction ('right'/'left').
+
+    ``part`` says which part of a split each row belongs to: 'all' (whole-session fit), or
+    'train' / 'test' (one value, or one per row) for the held-out fits.
+    """
     embedding = np.asarray(embedding, dtype=np.float32)
     labels = np.asarray(labels)
     if len(embedding) != len(labels):
         raise ValueError(f"session {session!r}: {len(embedding)} embedding rows but {len(labels)} labels")
-    frame = pd.DataFrame({"session": session, "time": np.arange(len(embedding), dtype=np.int64)})
+    frame = pd.DataFrame({"session": session, "time": np.arange(len(embedding), dtype=np.int64), "part": part})
     for d in range(embedding.shape[1]):
         frame[f"z{d}"] = embedding[:, d]
     frame["position"] = labels[:, 0].astype(np.float32)
     frame["direction"] = np.where(labels[:, 1] > 0.5, "right", "left")
     return frame
+
+
+def frame_labels(frame: pd.DataFrame) -> np.ndarray:
+    """The (T, 3) labels [position, right, left] an embedding table carries, as float32."""
+    right = (frame["direction"] == "right").to_numpy(np.float32)
+    return np.stack([frame["position"].to_numpy(np.float32), right, 1 - right], axis=1)
 
 
 def embedding_columns(frame: pd.DataFrame) -> list[str]:
@@ -222,7 +232,12 @@ def split_sessions(frame: pd.DataFrame, names: Sequence[str] | None = None) -> d
     return {name: frame[frame["session"] == name].sort_values("time") for name in names}
 
 
-def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a DataFrame to parquet atomically (temporary file, then rename)."""
-    with atomic_output(path) as tmp:
-        frame.to_parquet(tmp, index=False)
+def write_table(frame: pd.DataFrame, *paths: str | os.PathLike) -> None:
+    """Write a DataFrame atomically (temporary file, then rename) to each path: parquet, or CSV
+    (4 decimals, for reading by eye and in the report) where the suffix is .csv."""
+    for path in paths:
+        with atomic_output(path) as tmp:
+            if Path(path).suffix == ".csv":
+                frame.to_csv(tmp, index=False, float_format="%.4f")
+            else:
+                frame.to_parquet(tmp, index=False)

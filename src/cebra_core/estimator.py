@@ -251,7 +251,7 @@ class CEBRA:
             raise ValueError(f"{where}: {X_new.shape[0]} samples leave no label differences at time_offsets={self.time_offsets}")
         iterations = self.max_iterations if max_iterations is None else int(max_iterations)
         device = next(encoders[0].parameters()).device
-        seed = self.seed_ + new_id
+        seed = self._adapt_seed(new_id)
         encoder = new_session_encoder(encoders[0], X_new.shape[1], seed)
         generator = torch.Generator(device=device).manual_seed(seed)
         sampler = AdaptationSampler(
@@ -276,6 +276,23 @@ class CEBRA:
         self.num_sessions_ = len(self.model_)
         self.n_features_in_ = [e.num_input for e in self.model_]
         return new_id
+
+    def _adapt_seed(self, new_id: int) -> int:
+        """The seed of a new session's fresh first layer and sampler: the model's seed plus its id."""
+        return self.seed_ + new_id
+
+    def untrained_encoder(self, num_neurons: int):
+        """The encoder `adapt` starts from for the next new session of `num_neurons` neurons, as a
+        function (T, num_neurons) -> (T, output_dimension): the untrained baseline of a new session."""
+        encoders = self._encoders()
+        encoder = new_session_encoder(encoders[0], num_neurons, self._adapt_seed(len(encoders)))
+
+        def embed(X) -> np.ndarray:
+            X = _check_neural(X, "untrained encoder")
+            with torch.no_grad():
+                return embed_sequence(encoder, torch.from_numpy(X).to(self.device_)).cpu().numpy()
+
+        return embed
 
     def _set_log(self, log: torch.Tensor) -> None:
         self.log_ = {name: log[:, j].tolist() for j, name in enumerate(LOG_COLUMNS)}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
@@ -30,6 +31,7 @@ __all__ = [
     "plot_embedding_grid",
     "plot_loss_curves",
     "plot_new_session",
+    "plot_summary",
     "save_figure",
 ]
 
@@ -327,4 +329,47 @@ def plot_new_session(consistency: Mapping[str, Sequence[float]], decoding_error_
     for ax in (left, right):
         ax.tick_params(axis="x", length=0)
         sns.despine(ax=ax)
+    return fig
+
+
+def plot_summary(statistics: pd.DataFrame, sessions: Sequence[str]) -> Figure:
+    """Seeds and pairs at a glance, from ``cebra_core.stats.summary_table``'s table.
+
+    Left: each ordered rat pair's consistency, single- vs multi-session (mean ± sd over seeds,
+    a line per pair), with the paired t-test in the title. Right: held-out decoding error per rat
+    (within-rat, test parts), mean ± sd over seeds and folds.
+    """
+    fig = Figure(figsize=(10, 4.2), dpi=100, layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1, 1.6])
+    kinds = ["single", "multi"]
+    colors = dict(zip(kinds, sns.color_palette("colorblind", 2)))
+    pairs = statistics[statistics["measure"] == "consistency_pair"].pivot(index="subject", columns="kind")
+    for subject, row in pairs.iterrows():
+        means = [100 * row[("mean", k)] for k in kinds]
+        left.plot([0, 1], means, color="0.7", lw=0.8, zorder=1)
+        for x, k in enumerate(kinds):
+            sd = row[("sd", k)]
+            left.errorbar(x, 100 * row[("mean", k)], yerr=None if np.isnan(sd) else 100 * sd, fmt="o",
+                          color=colors[k], ms=4, capsize=2, zorder=2)
+    left.set_xticks([0, 1], labels=kinds)
+    left.set_xlim(-0.5, 1.5)
+    left.set_ylabel("Consistency of a rat pair (%)")
+    test = statistics[statistics["measure"] == "consistency_paired_test"]
+    title = "Consistency per ordered pair"
+    if len(test):
+        t = test.iloc[0]
+        title += f"\npaired t({int(t['n']) - 1}) = {t['statistic']:.2f}, p = {t['p_value']:.3g}"
+    left.set_title(title, fontsize=10)
+    errors = statistics[statistics["measure"] == "decoding_error_cm"]
+    width = 0.38
+    for j, kind in enumerate(kinds):
+        part = errors[errors["kind"] == kind].set_index("subject").reindex(list(sessions))
+        x = np.arange(len(sessions)) + (j - 0.5) * width
+        sd = np.nan_to_num(part["sd"].to_numpy(dtype=np.float64))
+        right.bar(x, part["mean"].to_numpy(dtype=np.float64), width, yerr=sd, capsize=2, color=colors[kind], label=kind)
+    right.set_xticks(np.arange(len(sessions)), labels=list(sessions))
+    right.set_ylabel("Median decoding error (cm)")
+    n = int(errors["n"].max()) if len(errors) else 0
+    right.set_title(f"Held-out decoding (test parts; mean ± sd of {n} fits)", fontsize=10)
+    right.legend(frameon=False)
     return fig

@@ -1,17 +1,18 @@
-# Analysis: alignment to the first session, consistency across sessions, position decoding.
+# Analysis: alignment to the first session and consistency across sessions (whole-session fits,
+# the notebook's), held-out position decoding (fits on train parts, scored on test parts), and
+# the statistics over seeds and rat pairs.
 
 
 rule align:
     input:
-        embeddings=embeddings,
-        sessions=session_tables,
+        kind_embeddings,
     output:
-        "results/alignment/{kind}.parquet",
+        "results/alignment/seed{seed}/{kind}.parquet",
     log:
-        "logs/analysis/align_{kind}.log",
+        "logs/analysis/align/seed{seed}/{kind}.log",
     params:
         sessions=SESSIONS,
-        top_k=config["analysis"].get("alignment_top_k", 5),
+        top_k=config["analysis"]["alignment_top_k"],
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -20,15 +21,21 @@ rule align:
 
 rule consistency:
     input:
-        single="results/alignment/single.parquet",
-        multi="results/alignment/multi.parquet",
+        single=all_seeds("results/alignment/seed{seed}/single.parquet"),
+        multi=all_seeds("results/alignment/seed{seed}/multi.parquet"),
     output:
-        "results/tables/consistency.parquet",
+        table="results/tables/consistency.parquet",
+        csv=report(
+            "results/tables/consistency.csv",
+            caption="../report/consistency_table.rst",
+            category="Consistency",
+        ),
     log:
         "logs/analysis/consistency.log",
     params:
         sessions=SESSIONS,
-        bins=config["analysis"].get("consistency_bins", 100),
+        seeds=SEEDS,
+        bins=config["analysis"]["consistency_bins"],
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -37,8 +44,7 @@ rule consistency:
 
 rule decoding:
     input:
-        single="results/alignment/single.parquet",
-        multi="results/alignment/multi.parquet",
+        [path for group in heldout_groups() for path in group["paths"]],
     output:
         table="results/tables/decoding.parquet",
         csv=report(
@@ -49,9 +55,35 @@ rule decoding:
     log:
         "logs/analysis/decoding.log",
     params:
+        groups=heldout_groups(),
         sessions=SESSIONS,
-        neighbors=config["analysis"].get("decoding_neighbors", 36),
+        neighbors=config["analysis"]["decoding_neighbors"],
+        top_k=config["analysis"]["alignment_top_k"],
+        min_coverage=config["evaluation"]["min_coverage"],
     conda:
         "../../envs/analysis.yaml"
     script:
         "../scripts/decoding.py"
+
+
+rule statistics:
+    input:
+        consistency="results/tables/consistency.parquet",
+        decoding="results/tables/decoding.parquet",
+        single=[fit_file("embedding.parquet", "all", seed, f"single/{s}") for seed in SEEDS for s in SESSIONS],
+        multi=all_seeds(fit_file("embedding.parquet", "all", "{seed}", "multi")),
+    output:
+        table="results/tables/statistics.parquet",
+        csv=report(
+            "results/tables/statistics.csv",
+            caption="../report/statistics.rst",
+            category="Statistics",
+        ),
+    log:
+        "logs/analysis/statistics.log",
+    params:
+        sessions=SESSIONS,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/statistics.py"

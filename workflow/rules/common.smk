@@ -1,4 +1,5 @@
-# Config validation, wildcard constraints and the small input functions; no science here.
+# Config validation (the schema fills every default), wildcard constraints, the lists of fits,
+# seeds and splits, and the small input functions; no science here.
 
 import os
 import re
@@ -6,16 +7,18 @@ import re
 from snakemake.utils import validate
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 SESSIONS = list(config["sessions"])
-SOURCE = config["data"]["source"]
+SEEDS = [str(seed) for seed in config["seeds"]]
+FIRST_SEED = SEEDS[0]
+SOURCE = lookup(dpath="data/source", within=config)
 KINDS = ["single", "multi"]
-
-
-wildcard_constraints:
-    session="|".join(re.escape(s) for s in SESSIONS),
-    kind="|".join(KINDS),
+# Splits: "all" (whole sessions: the notebook's fits and figures) and one per held-out fold.
+FOLDS = [f"fold{k}" for k in range(lookup(dpath="evaluation/folds", within=config))]
+SPLITS = ["all", *FOLDS]
+# The rules that train a model on a GPU when there is one (SLURM gives each one a GPU).
+GPU_RULES = ["fit", "adapt_session"]
 
 
 def _check_sessions():
@@ -26,7 +29,7 @@ def _check_sessions():
     except ImportError:  # snakemake without cebra_core beside it (--use-conda): the jobs check
         return
 
-    known = {"published": PUBLISHED, "simulate": RAT_SHAPES, "local": config["data"].get("local", {})}[SOURCE]
+    known = {"published": PUBLISHED, "simulate": RAT_SHAPES, "local": config["data"]["local"]}[SOURCE]
     unknown = [s for s in SESSIONS if s not in known]
     if unknown:
         hint = {
@@ -42,7 +45,7 @@ _check_sessions()
 
 def _held_out_session():
     """The session left out of a multi-session fit and adapted into it (new_session.held_out), or None."""
-    held = config.get("new_session", {}).get("held_out", "last")
+    held = lookup(dpath="new_session/held_out", within=config)
     if held is None or held is False:
         return None
     if held == "last":
@@ -56,6 +59,28 @@ def _held_out_session():
 
 
 HELD_OUT = _held_out_session()
+TRAINED = [s for s in SESSIONS if s != HELD_OUT]  # the sessions of the leave-one-out fit
+
+
+# Fits: "single/<session>", "multi" (all sessions), "multi_without/<held-out session>".
+def fit_sessions(fit):
+    """The sessions a fit trains on, in order (a multi-session model's session ids follow it)."""
+    if fit == "multi":
+        return SESSIONS
+    kind, session = fit.split("/")
+    return [session] if kind == "single" else TRAINED
+
+
+FITS = [*(f"single/{s}" for s in SESSIONS), "multi", *(f"multi_without/{s}" for s in [HELD_OUT] if s)]
+
+
+wildcard_constraints:
+    session="|".join(re.escape(s) for s in SESSIONS),
+    kind="|".join(KINDS),
+    seed="|".join(SEEDS),
+    split="|".join(SPLITS),
+    fold="|".join(FOLDS),
+    fit="|".join(re.escape(f) for f in FITS),
 
 
 def local_entry(session):
@@ -75,33 +100,35 @@ def session_file(wildcards):
 
 def session_md5(wildcards):
     if SOURCE == "published":
-        return config["data"].get("download", {}).get("checksums", {}).get(wildcards.session, {}).get("jl_md5")
+        return config["data"]["download"]["checksums"].get(wildcards.session, {}).get("jl_md5")
     return local_entry(wildcards.session).get("md5")
 
 
-def session_tables(wildcards=None):
-    return expand("results/data/sessions/{session}.parquet", session=SESSIONS)
+def session_table(session):
+    return f"results/data/sessions/{session}.parquet"
 
 
-def embeddings(wildcards):
-    """The embedding table(s) of one kind of fit, in session order."""
-    if wildcards.kind == "single":
-        return expand("results/fits/single/{session}/embedding.parquet", session=SESSIONS)
-    return ["results/fits/multi/embedding.parquet"]
+def fit_inputs(wildcards):
+    """The session tables of a fit, in its session order."""
+    return [session_table(s) for s in fit_sessions(wildcards.fit)]
 
 
-def trained_sessions(wildcards):
-    """All sessions but the held-out one ({session}), in order: the leave-one-out multi-session fit."""
-    return [s for s in SESSIONS if s != wildcards.session]
+def fit_file(name, split="{split}", seed="{seed}", fit="{fit}"):
+    """A fit's output file (model.pt, loss.parquet, embedding.parquet)."""
+    return f"results/fits/{split}/seed{seed}/{fit}/{name}"
 
 
-def trained_session_tables(wildcards):
-    return expand("results/data/sessions/{session}.parquet", session=trained_sessions(wildcards))
+def split_params(split):
+    """cebra_core.splits.Split's arguments for a split name: fold index (None: whole sessions), folds, test_fraction."""
+    evaluation = config["evaluation"]
+    fold = None if split == "all" else FOLDS.index(split)
+    return {"fold": fold, "folds": evaluation["folds"], "test_fraction": evaluation["test_fraction"]}
 
 
-def cebra_params():
-    """Keyword arguments for cebra_core.CEBRA, straight from the config."""
-    return dict(config["cebra"])
+def kind_embeddings(wildcards):
+    """The whole-session embedding table(s) of one kind of fit and one seed, in session order."""
+    fits = [f"single/{s}" for s in SESSIONS] if wildcards.kind == "single" else ["multi"]
+    return [fit_file("embedding.parquet", "all", wildcards.seed, fit) for fit in fits]
 
 
 def gpu_resources():
@@ -114,17 +141,31 @@ def final_targets():
         "results/figures/embeddings.png",
         "results/figures/consistency.png",
         "results/figures/loss.png",
-        "results/tables/consistency.parquet",
-        "results/tables/decoding.parquet",
+        "results/figures/summary.png",
+        "results/tables/consistency.csv",
         "results/tables/decoding.csv",
+        "results/tables/statistics.csv",
     ]
     if HELD_OUT is not None:
-        targets += expand(
-            [
-                "results/tables/new_session_{session}.parquet",
-                "results/tables/new_session_{session}.csv",
-                "results/figures/new_session_{session}.png",
-            ],
-            session=HELD_OUT,
-        )
+        targets += [
+            f"results/tables/new_session_{HELD_OUT}.csv",
+            f"results/figures/new_session_{HELD_OUT}.png",
+        ]
     return targets
+
+
+def heldout_groups(kinds=KINDS):
+    """Every held-out fit's embedding tables, grouped: [{seed, fold, kind, paths}], and the flat
+    list of their paths (a rule's input) in the same order."""
+    groups = []
+    for seed in SEEDS:
+        for fold in FOLDS:
+            for kind in kinds:
+                fits = [f"single/{s}" for s in SESSIONS] if kind == "single" else ["multi"]
+                groups.append({"seed": int(seed), "fold": fold, "kind": kind,
+                               "paths": [fit_file("embedding.parquet", fold, seed, fit) for fit in fits]})
+    return groups
+
+
+def all_seeds(pattern, **wildcards):
+    return expand(pattern, seed=SEEDS, **wildcards)

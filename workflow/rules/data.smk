@@ -10,7 +10,7 @@ if SOURCE == "published":
         log:
             "logs/data/download_{session}.log",
         params:
-            download=config["data"].get("download", {}),
+            download=config["data"]["download"],
         localrule: True
         conda:
             "../../envs/data.yaml"
@@ -26,7 +26,7 @@ if SOURCE == "simulate":
         log:
             "logs/data/simulate_{session}.log",
         params:
-            simulate=config["data"].get("simulate", {}),
+            simulate=config["data"]["simulate"],
         conda:
             "../../envs/data.yaml"
         script:

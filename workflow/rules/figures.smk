@@ -1,10 +1,11 @@
-# Figures, registered for the Snakemake report (snakemake --report report.html).
+# Figures, registered for the Snakemake report (snakemake --report report.html). The notebook's
+# figures show the first seed's whole-session fits; the summary figure shows every seed.
 
 
 rule plot_embeddings:
     input:
-        single="results/alignment/single.parquet",
-        multi="results/alignment/multi.parquet",
+        single=f"results/alignment/seed{FIRST_SEED}/single.parquet",
+        multi=f"results/alignment/seed{FIRST_SEED}/multi.parquet",
     output:
         png=report(
             "results/figures/embeddings.png",
@@ -36,6 +37,7 @@ rule plot_consistency:
         "logs/figures/consistency.log",
     params:
         sessions=SESSIONS,
+        seed=int(FIRST_SEED),
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -44,8 +46,8 @@ rule plot_consistency:
 
 rule plot_loss:
     input:
-        single=expand("results/fits/single/{session}/loss.parquet", session=SESSIONS),
-        multi="results/fits/multi/loss.parquet",
+        single=[fit_file("loss.parquet", "all", FIRST_SEED, f"single/{s}") for s in SESSIONS],
+        multi=fit_file("loss.parquet", "all", FIRST_SEED, "multi"),
     output:
         png=report(
             "results/figures/loss.png",
@@ -60,3 +62,23 @@ rule plot_loss:
     script:
         "../scripts/plot_loss.py"
 
+
+
+rule plot_summary:
+    input:
+        statistics="results/tables/statistics.parquet",
+    output:
+        png=report(
+            "results/figures/summary.png",
+            caption="../report/summary.rst",
+            category="Statistics",
+        ),
+        pdf="results/figures/summary.pdf",
+    log:
+        "logs/figures/summary.log",
+    params:
+        sessions=SESSIONS,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/plot_summary.py"

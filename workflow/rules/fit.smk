@@ -1,50 +1,26 @@
-# Fits: one single-session model per session (wildcard) and one multi-session model over all.
+# Fits: one rule for every model. {fit} is single/<session>, multi (all sessions) or
+# multi_without/<session> (the leave-one-out fit, new_session.smk); {split} is all (whole sessions)
+# or a held-out fold (trained on the train parts only); {seed} one of the config's seeds.
 # Each keeps a checkpoint under results/checkpoints/ (not an output) and resumes from it.
 
 
-rule fit_single:
+rule fit:
     input:
-        "results/data/sessions/{session}.parquet",
+        fit_inputs,
     output:
-        model="results/fits/single/{session}/model.pt",
-        loss="results/fits/single/{session}/loss.parquet",
-        embedding="results/fits/single/{session}/embedding.parquet",
+        model=fit_file("model.pt"),
+        loss=fit_file("loss.parquet"),
+        embedding=fit_file("embedding.parquet"),
     log:
-        "logs/fits/single/{session}.log",
+        "logs/fits/{split}/seed{seed}/{fit}.log",
     benchmark:
-        "results/benchmarks/fit_single/{session}.tsv"
+        "results/benchmarks/fit/{split}/seed{seed}/{fit}.tsv"
     params:
-        sessions=lambda wildcards: [wildcards.session],
-        multi=False,
-        cebra=cebra_params(),
+        sessions=lambda wildcards: fit_sessions(wildcards.fit),
+        cebra=config["cebra"],
+        split=lambda wildcards: split_params(wildcards.split),
         device=config["device"],
-        checkpoint_dir="results/checkpoints/single/{session}",
-    threads: config["fit_threads"]
-    resources:
-        **gpu_resources(),
-    conda:
-        "../../envs/fit.yaml"
-    script:
-        "../scripts/fit.py"
-
-
-rule fit_multi:
-    input:
-        session_tables,
-    output:
-        model="results/fits/multi/model.pt",
-        loss="results/fits/multi/loss.parquet",
-        embedding="results/fits/multi/embedding.parquet",
-    log:
-        "logs/fits/multi.log",
-    benchmark:
-        "results/benchmarks/fit_multi.tsv"
-    params:
-        sessions=SESSIONS,
-        multi=True,
-        cebra=cebra_params(),
-        device=config["device"],
-        checkpoint_dir="results/checkpoints/multi",
+        checkpoint="results/checkpoints/{split}/seed{seed}/{fit}.pt",
     threads: config["fit_threads"]
     resources:
         **gpu_resources(),

@@ -1,49 +1,26 @@
-# A new, unseen session (leave one animal out): a multi-session fit on every session but the
-# held-out one ({session}), `CEBRA.adapt` of the held-out session into that space, and its
-# consistency and decoding next to its single-session and full multi-session embeddings.
-
-
-rule fit_multi_without:
-    input:
-        trained_session_tables,
-    output:
-        model="results/fits/multi_without/{session}/model.pt",
-        loss="results/fits/multi_without/{session}/loss.parquet",
-        embedding="results/fits/multi_without/{session}/embedding.parquet",
-    log:
-        "logs/fits/multi_without/{session}.log",
-    benchmark:
-        "results/benchmarks/fit_multi_without/{session}.tsv"
-    params:
-        sessions=trained_sessions,
-        multi=True,
-        cebra=cebra_params(),
-        device=config["device"],
-        checkpoint_dir="results/checkpoints/multi_without/{session}",
-    threads: config["fit_threads"]
-    resources:
-        **gpu_resources(),
-    conda:
-        "../../envs/fit.yaml"
-    script:
-        "../scripts/fit.py"
+# A new, unseen session (leave one animal out), held out twice: the `fit` rule trains
+# multi_without/<session> on the other sessions' train parts; `CEBRA.adapt` fits the held-out
+# session's encoder on its train part; every score is computed on its test part, next to its
+# single-session and full multi-session held-out fits and an untrained encoder.
 
 
 rule adapt_session:
     input:
-        model="results/fits/multi_without/{session}/model.pt",
-        sessions=session_tables,
+        model=fit_file("model.pt", "{fold}", "{seed}", "multi_without/{session}"),
+        sessions=[session_table(s) for s in SESSIONS],
     output:
-        model="results/new_session/{session}/model.pt",
-        embedding="results/new_session/{session}/embedding.parquet",
-        untrained="results/new_session/{session}/untrained.parquet",
+        model="results/new_session/{fold}/seed{seed}/{session}/model.pt",
+        embedding="results/new_session/{fold}/seed{seed}/{session}/embedding.parquet",
+        untrained="results/new_session/{fold}/seed{seed}/{session}/untrained.parquet",
     log:
-        "logs/new_session/adapt_{session}.log",
+        "logs/new_session/{fold}/seed{seed}/adapt_{session}.log",
     benchmark:
-        "results/benchmarks/adapt_session/{session}.tsv"
+        "results/benchmarks/adapt_session/{fold}/seed{seed}/{session}.tsv"
     params:
         sessions=SESSIONS,
-        iterations=config.get("new_session", {}).get("iterations"),
+        trained=TRAINED,
+        split=lambda wildcards: split_params(wildcards.fold),
+        iterations=config["new_session"]["iterations"],
         device=config["device"],
     threads: config["fit_threads"]
     resources:
@@ -56,10 +33,10 @@ rule adapt_session:
 
 rule score_new_session:
     input:
-        adapted="results/new_session/{session}/embedding.parquet",
-        untrained="results/new_session/{session}/untrained.parquet",
-        single="results/alignment/single.parquet",
-        multi="results/alignment/multi.parquet",
+        adapted=all_seeds("results/new_session/{fold}/seed{seed}/{{session}}/embedding.parquet", fold=FOLDS),
+        untrained=all_seeds("results/new_session/{fold}/seed{seed}/{{session}}/untrained.parquet", fold=FOLDS),
+        single=[fit_file("embedding.parquet", fold, seed, f"single/{s}") for seed in SEEDS for fold in FOLDS for s in SESSIONS],
+        multi=all_seeds(fit_file("embedding.parquet", "{fold}", "{seed}", "multi"), fold=FOLDS),
     output:
         table="results/tables/new_session_{session}.parquet",
         csv=report(
@@ -71,8 +48,10 @@ rule score_new_session:
         "logs/analysis/new_session_{session}.log",
     params:
         sessions=SESSIONS,
-        bins=config["analysis"].get("consistency_bins", 100),
-        neighbors=config["analysis"].get("decoding_neighbors", 36),
+        runs=[{"seed": int(seed), "fold": fold} for seed in SEEDS for fold in FOLDS],
+        bins=config["analysis"]["consistency_bins"],
+        neighbors=config["analysis"]["decoding_neighbors"],
+        min_coverage=config["evaluation"]["min_coverage"],
     conda:
         "../../envs/analysis.yaml"
     script:

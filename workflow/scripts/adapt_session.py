@@ -1,5 +1,6 @@
-"""Adapt the held-out session into the other sessions' multi-session space (CEBRA.adapt); save the
-model, all sessions' embeddings in that space, and the held-out session's untrained-encoder embedding."""
+"""Adapt the held-out session into the other sessions' multi-session space (CEBRA.adapt), on its
+train part only; save the model, every session's embedding in that space (rows marked train/test)
+and the held-out session's embedding through its untrained encoder (the baseline)."""
 
 import logging
 import time
@@ -12,32 +13,33 @@ import pandas as pd
 import torch
 
 from cebra_core import CEBRA
-from cebra_core.adaptation import new_session_encoder
 from cebra_core.data import embedding_frame, read_session, write_table
-from cebra_core.model import embed_sequence
+from cebra_core.splits import Split, transform_parts
 
 torch.set_num_threads(snakemake.threads)
 names = list(snakemake.params.sessions)
 held_out = snakemake.wildcards.session
-trained = [name for name in names if name != held_out]  # the order fit_multi_without trained them in
+trained = list(snakemake.params.trained)  # the order the leave-one-out fit trained them in
+split = Split(**snakemake.params.split)
 data = {name: read_session(path, session=name) for name, path in zip(names, snakemake.input.sessions)}
 model = CEBRA.load(snakemake.input.model, device=snakemake.params.device)
 if model.num_sessions_ != len(trained):
     raise ValueError(f"{snakemake.input.model} has {model.num_sessions_} sessions, expected {len(trained)} ({trained})")
 
 X, y = data[held_out]
-# The baseline: the adapted encoder's own starting point (adapt seeds the new first layer with seed_ + new id).
-untrained = new_session_encoder(model.model_[0], X.shape[1], seed=model.seed_ + model.num_sessions_)
-with torch.no_grad():
-    z_untrained = embed_sequence(untrained, torch.from_numpy(X).to(model.device_)).cpu().numpy()
-
-logging.info("adapting %s %s into the space of %s", held_out, X.shape, trained)
-start = time.perf_counter()
-new_id = model.adapt(X, y, max_iterations=snakemake.params.iterations)
-logging.info("adapt done on %s in %.1f s", model.device_, time.perf_counter() - start)
+train = ~split.test_mask(len(X))
+untrained = model.untrained_encoder(X.shape[1])  # the adapted encoder's own starting point
+logging.info("adapting %s (train part %d of %d rows) into the space of %s", held_out, train.sum(), len(X), trained)
+started = time.perf_counter()
+new_id = model.adapt(X[train], y[train], max_iterations=snakemake.params.iterations)
+logging.info("adapt done on %s in %.1f s", model.device_, time.perf_counter() - started)
 model.save(snakemake.output.model)
 
 ids = {**{name: i for i, name in enumerate(trained)}, held_out: new_id}
-frames = [embedding_frame(name, model.transform(x, session_id=ids[name]), labels) for name, (x, labels) in data.items()]
+frames = []
+for name, (x, labels) in data.items():
+    z, parts = transform_parts(lambda rows: model.transform(rows, session_id=ids[name]), x, split)
+    frames.append(embedding_frame(name, z, labels, part=parts))
 write_table(pd.concat(frames, ignore_index=True), snakemake.output.embedding)
-write_table(embedding_frame(held_out, z_untrained, y), snakemake.output.untrained)
+z, parts = transform_parts(untrained, X, split)
+write_table(embedding_frame(held_out, z, y, part=parts), snakemake.output.untrained)

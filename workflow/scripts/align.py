@@ -9,15 +9,17 @@ start(snakemake)
 import pandas as pd
 
 from cebra_core.alignment import align_to_reference
-from cebra_core.data import embedding_columns, read_labels, split_sessions, write_table
+from cebra_core.data import embedding_columns, frame_labels, split_sessions, write_table
 
 names = list(snakemake.params.sessions)
-table = pd.concat([pd.read_parquet(path) for path in snakemake.input.embeddings], ignore_index=True)
+table = pd.concat([pd.read_parquet(path) for path in snakemake.input], ignore_index=True)
 z = embedding_columns(table)
 parts = split_sessions(table, names)
-labels = {name: read_labels(path) for name, path in zip(names, snakemake.input.sessions)}
 aligned = align_to_reference(
-    {name: part[z].to_numpy() for name, part in parts.items()}, labels, reference=names[0], top_k=snakemake.params.top_k
+    {name: part[z].to_numpy() for name, part in parts.items()},
+    {name: frame_labels(part) for name, part in parts.items()},
+    reference=names[0],
+    top_k=snakemake.params.top_k,
 )
 for name, part in parts.items():
     part[z] = aligned[name]

@@ -1,4 +1,5 @@
-"""kNN position decoding within each rat (time split) and across rats, for both kinds of fit."""
+"""Held-out kNN position decoding within and across rats, for both kinds of fit, every seed and
+fold: encoders and decoders fitted on train parts, scored on test parts (cebra_core.evaluation)."""
 
 import logging
 
@@ -8,25 +9,27 @@ start(snakemake)
 
 import pandas as pd
 
-from cebra_core.data import atomic_output, embedding_columns, split_sessions, write_table
-from cebra_core.decoding import cross_decode_table
+from cebra_core.data import split_sessions, write_table
+from cebra_core.evaluation import decoding_table
 
 names = list(snakemake.params.sessions)
 tables = []
-for kind in ("single", "multi"):
-    table = pd.read_parquet(snakemake.input[kind])
-    z = embedding_columns(table)
-    parts = split_sessions(table, names)
-    scores = cross_decode_table(
-        {name: part[z].to_numpy() for name, part in parts.items()},
-        {name: part["position"].to_numpy() for name, part in parts.items()},
+for group in snakemake.params.groups:
+    frames = split_sessions(pd.concat([pd.read_parquet(p) for p in group["paths"]], ignore_index=True), names)
+    scores = decoding_table(
+        frames,
+        shared_space=group["kind"] == "multi",
         n_neighbors=snakemake.params.neighbors,
+        top_k=snakemake.params.top_k,
+        min_coverage=snakemake.params.min_coverage,
     )
-    scores.insert(0, "kind", kind)
+    fit = "single/<train rat>" if group["kind"] == "single" else "multi"
+    scores.insert(0, "kind", group["kind"])
+    scores.insert(1, "seed", group["seed"])
+    scores.insert(2, "split", group["fold"])
+    scores.insert(3, "encoder", f"{fit} on the train parts")
     tables.append(scores)
     within = scores[scores["train"] == scores["test"]]
-    logging.info("%s: within-rat median error %.1f cm", kind, within["median_error_cm"].mean())
-result = pd.concat(tables, ignore_index=True)
-write_table(result, snakemake.output.table)
-with atomic_output(snakemake.output.csv) as tmp:
-    result.to_csv(tmp, index=False, float_format="%.4f")
+    logging.info("%s seed %s %s: within-rat median error %.1f cm (flagged test parts: %s)", group["kind"],
+                 group["seed"], group["fold"], within["median_error_cm"].mean(), list(within.loc[within["flagged"], "test"]))
+write_table(pd.concat(tables, ignore_index=True), snakemake.output.table, snakemake.output.csv)

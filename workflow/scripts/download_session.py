@@ -8,20 +8,20 @@ from common import start
 
 start(snakemake)
 
-from cebra_core.download import DEFAULT_BASE_URL, DownloadError, fetch_session
+from cebra_core.download import DownloadError, fetch_session
 
 options = snakemake.params.download
 session = snakemake.wildcards.session
-checksums = options.get("checksums", {}).get(session, {})
+checksums = options["checksums"].get(session, {})
 try:
     fetch_session(
         session,
         Path(snakemake.output[0]),
-        base_url=options.get("base_url", DEFAULT_BASE_URL),
+        base_url=options["base_url"],
         gz_md5=checksums.get("gz_md5"),
         jl_md5=checksums.get("jl_md5"),
-        retries=options.get("retries", 3),
-        timeout=options.get("timeout", 60),
+        retries=options["retries"],
+        timeout=options["timeout"],
     )
 except DownloadError as err:  # the message says what to do; the traceback would bury it
     logging.error("%s", err)

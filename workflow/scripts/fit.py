@@ -1,7 +1,6 @@
-"""Fit CEBRA on one session (single) or all sessions (multi); save model, loss history, embeddings."""
+"""Fit CEBRA on one session (single) or several (multi) for one seed, on whole sessions or on the
+train parts of a held-out split; save the model, the loss history and every row's embedding."""
 
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -15,38 +14,41 @@ import pandas as pd
 import torch
 
 from cebra_core import CEBRA
-from cebra_core.data import embedding_frame, md5sum, read_session, write_table
+from cebra_core.data import embedding_frame, read_session, write_table
+from cebra_core.splits import Split, transform_parts
 
 torch.set_num_threads(snakemake.threads)
 names = list(snakemake.params.sessions)
-multi = snakemake.params.multi
-params = dict(snakemake.params.cebra)
-neural, labels = map(list, zip(*(read_session(path, session=name) for path, name in zip(snakemake.input, names))))
+multi = not snakemake.wildcards.fit.startswith("single/")
+params = {**snakemake.params.cebra, "seed": int(snakemake.wildcards.seed)}
+split = Split(**snakemake.params.split)
+sessions = [read_session(path, session=name) for path, name in zip(snakemake.input, names)]
+train = [(x[~split.test_mask(len(x))], y[~split.test_mask(len(x))]) for x, y in sessions]
 
-# The checkpoint is named after the parameters and the input data: a changed config starts afresh
-# instead of resuming someone else's fit; an interrupted job with the same inputs resumes.
-identity = json.dumps({"params": params, "data": [md5sum(path) for path in snakemake.input]}, sort_keys=True)
-checkpoint = Path(snakemake.params.checkpoint_dir) / f"{hashlib.sha256(identity.encode()).hexdigest()[:16]}.pt"
+# The checkpoint holds a fingerprint of the parameters and the data: an interrupted job with the
+# same inputs resumes; a changed config starts afresh.
+checkpoint = Path(snakemake.params.checkpoint)
 if checkpoint.exists():
     logging.info("resuming from checkpoint %s", checkpoint)
-
-model = CEBRA(**params, device=snakemake.params.device, verbose=True, checkpoint_path=checkpoint)
-logging.info("fitting %s on %s: %s", "multi-session" if multi else "single-session", names, [x.shape for x in neural])
-start = time.perf_counter()
+model = CEBRA(**params, device=snakemake.params.device, verbose=True, checkpoint_path=snakemake.params.checkpoint)
+logging.info("fitting %s (seed %s, split %s) on %s: train rows %s", snakemake.wildcards.fit, params["seed"],
+             snakemake.wildcards.split, names, [len(x) for x, _ in train])
+started = time.perf_counter()
 if multi:
-    model.fit(neural, labels)
+    model.fit([x for x, _ in train], [y for _, y in train])
 else:
-    model.fit(neural[0], labels[0])
-seconds = time.perf_counter() - start
+    model.fit(*train[0])
+seconds = time.perf_counter() - started
 logging.info("fit done on %s in %.1f s (%.1f it/s)", model.device_, seconds, params["max_iterations"] / seconds)
-
 model.save(snakemake.output.model)
-frames = [
-    embedding_frame(name, model.transform(x, session_id=i if multi else None), y)
-    for i, (name, x, y) in enumerate(zip(names, neural, labels))
-]
+
+frames = []
+for i, (name, (x, y)) in enumerate(zip(names, sessions)):
+    z, parts = transform_parts(lambda rows: model.transform(rows, session_id=i if multi else None), x, split)
+    frames.append(embedding_frame(name, z, y, part=parts))
 write_table(pd.concat(frames, ignore_index=True), snakemake.output.embedding)
-loss = pd.DataFrame({"fit": "multi" if multi else names[0], "iteration": np.arange(1, len(model.loss_history_) + 1)})
+loss = pd.DataFrame({"fit": snakemake.wildcards.fit, "seed": params["seed"], "split": snakemake.wildcards.split,
+                     "iteration": np.arange(1, len(model.loss_history_) + 1)})
 for column, values in model.log_.items():
     loss[column] = np.asarray(values, dtype=np.float64)
 write_table(loss, snakemake.output.loss)

@@ -1,4 +1,4 @@
-"""The two consistency heatmaps (single- vs multi-session), from the tidy consistency table."""
+"""The two consistency heatmaps (single- vs multi-session) of the first seed, from the consistency table."""
 
 from common import start
 
@@ -9,6 +9,7 @@ import pandas as pd
 from cebra_core.plots import plot_consistency_comparison, save_figure
 
 table = pd.read_parquet(snakemake.input[0])
+table = table[table["seed"] == snakemake.params.seed]
 panels = []
 for kind in ("single", "multi"):
     part = table[table["kind"] == kind]

@@ -11,6 +11,6 @@ from cebra_core.simulate import simulate_session
 
 session = snakemake.wildcards.session
 options = snakemake.params.simulate
-sim = simulate_session(session, scale=options.get("scale", 1.0), seed=options.get("seed", 0))
+sim = simulate_session(session, scale=options["scale"], seed=options["seed"])
 write_session(snakemake.output[0], sim.neural, sim.labels, session=session)
 logging.info("simulated %s: neural %s, labels %s", session, sim.neural.shape, sim.labels.shape)

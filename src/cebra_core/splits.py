@@ -1,0 +1,86 @@
+"""Contiguous train/test splits of a session's time bins, for held-out evaluation.
+
+A split is either the whole session (``fold=None``: the notebook's fits and figures) or fold k.
+With one fold the test part is the last ``test_fraction`` of the session, as CEBRA's decoding demo
+holds out its last 20 %; with k folds the session is cut into k contiguous blocks and block k is
+the test part of fold k, so every sample is tested exactly once (the CEBRA paper uses 3 folds).
+Splits are contiguous in time because neighbouring 25 ms bins are nearly identical: a shuffled
+split would leak the test labels through their neighbours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+COVERAGE_BINS = 20  # track bins for the coverage of a test part (8 cm each on the 1.6 m track)
+
+__all__ = ["Split", "contiguous_runs", "label_coverage", "transform_parts"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Fold ``fold`` of ``folds`` (see the module docstring); ``fold=None`` is the whole session."""
+
+    fold: int | None
+    folds: int = 1
+    test_fraction: float = 0.2
+
+    def __post_init__(self):
+        if self.fold is not None and not 0 <= self.fold < self.folds:
+            raise ValueError(f"fold {self.fold} does not exist with {self.folds} fold(s)")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+
+    def test_mask(self, n: int) -> np.ndarray:
+        """Boolean (n,): the test rows of a session of n time bins (none for ``all``)."""
+        mask = np.zeros(n, dtype=bool)
+        fold = self.fold
+        if fold is None:
+            return mask
+        if self.folds == 1:
+            start = n - int(round(n * self.test_fraction))
+            mask[start:] = True
+        else:
+            edges = np.round(np.linspace(0, n, self.folds + 1)).astype(int)
+            mask[edges[fold]:edges[fold + 1]] = True
+        if mask.all() or not mask.any():
+            raise ValueError(f"fold {fold} of {self.folds} leaves an empty train or test part of {n} time bins")
+        return mask
+
+    def parts(self, n: int) -> np.ndarray:
+        """(n,) array of 'train' / 'test' per row ('all' everywhere for the whole-session split)."""
+        if self.fold is None:
+            return np.full(n, "all", dtype=object)
+        return np.where(self.test_mask(n), "test", "train").astype(object)
+
+
+def contiguous_runs(mask: npt.ArrayLike) -> list[slice]:
+    """The maximal runs of True in a boolean array, as slices in time order."""
+    mask = np.asarray(mask, dtype=bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [slice(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def label_coverage(test_position: npt.ArrayLike, session_position: npt.ArrayLike, bins: int = COVERAGE_BINS) -> float:
+    """Fraction of the track bins a session visits that its test part visits too (1.0 = the whole track)."""
+    session_position = np.asarray(session_position, dtype=np.float64)
+    lo, hi = float(session_position.min()), float(session_position.max())
+    if hi <= lo:
+        return 1.0
+    edges = np.linspace(lo, hi, bins + 1)[1:-1]
+    visited = np.unique(np.digitize(session_position, edges))
+    tested = np.unique(np.digitize(np.asarray(test_position, dtype=np.float64), edges))
+    return float(np.isin(visited, tested).mean())
+
+
+def transform_parts(transform: Callable[[np.ndarray], np.ndarray], neural: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Embed a session part by part: each contiguous train and test run through ``transform`` on
+    its own, so no window reaches across a split boundary. Returns (embedding (T, D), parts (T,))."""
+    parts = split.parts(len(neural))
+    runs = [slice(0, len(neural))] if split.fold is None else contiguous_runs(parts == "train") + contiguous_runs(parts == "test")
+    pieces = {run.start: transform(neural[run]) for run in runs}
+    return np.concatenate([pieces[start] for start in sorted(pieces)]), parts
