@@ -39,6 +39,17 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def effective_config(*files: Path) -> dict:
+    """The config a run sees: config/config.yaml, then ``files`` merged over it, then the schema's defaults."""
+    from snakemake.utils import validate
+
+    config: dict = {}
+    for path in (REPO / "config/config.yaml", *files):
+        config = deep_merge(config, yaml.safe_load(Path(path).read_text()) or {})
+    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"), set_default=True)
+    return config
+
+
 def write_config(path: Path, base: str | None = "sample.yaml", **overrides) -> Path:
     """A config file: ``config/<base>`` with ``overrides`` merged in (nested dicts merge)."""
     config = yaml.safe_load((REPO / "config" / base).read_text()) if base else {}

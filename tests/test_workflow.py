@@ -14,11 +14,24 @@ import pytest
 import yaml
 
 from cebra_core.simulate import RAT_SHAPES
-from conftest import REPO, run_snakemake, shared_file, snakemake_command, write_config
+from conftest import REPO, effective_config, run_snakemake, shared_file, snakemake_command, write_config
 
-SAMPLE = yaml.safe_load((REPO / "config/sample.yaml").read_text())
-DEFAULTS = yaml.safe_load((REPO / "config/config.yaml").read_text())
+SAMPLE = effective_config(REPO / "config/sample.yaml")
+DEFAULTS = effective_config()
 RATS = ["achilles", "buddy", "cicero", "gatsby"]
+
+
+def fit_dir(work, fit: str, split: str = "all", seed: int = 0):
+    """A fit's output folder (workflow/rules/common.smk, fit_file)."""
+    return work / f"results/fits/{split}/seed{seed}/{fit}"
+
+
+def fit_count(config: dict) -> int:
+    """Fits a full run makes: per seed, 4 single + 1 multi on whole sessions, the same per held-out
+    fold, plus a leave-one-out fit per fold when new_session is on."""
+    rats, folds = len(config["sessions"]), config["evaluation"]["folds"]
+    new = config["new_session"]["held_out"] not in (None, False)
+    return len(config["seeds"]) * ((rats + 1) * (1 + folds) + (folds if new else 0))
 
 
 def job_counts(stdout: str) -> dict[str, int]:
@@ -34,28 +47,62 @@ def test_dry_run_default_config(tmp_path):
     proc = run_snakemake(tmp_path, "--dry-run")
     counts = job_counts(proc.stdout)
     assert counts["download_session"] == 4 and counts["import_session"] == 4
-    assert counts["fit_single"] == 4 and counts["fit_multi"] == 1 and counts["align"] == 2
-    assert counts["fit_multi_without"] == 1 and counts["adapt_session"] == 1  # gatsby, the last session
+    # one seed: 4 single + 1 multi on whole sessions, the same on the train parts, + leave-one-out
+    assert counts["fit"] == 11 == fit_count(DEFAULTS) and counts["align"] == 2
+    assert counts["adapt_session"] == 1  # gatsby, the last session, on its train part
     assert counts["score_new_session"] == 1 and counts["plot_new_session"] == 1
-    assert "results/fits/multi_without/gatsby/model.pt" in proc.stdout
-    assert counts["total"] == 25
+    assert counts["decoding"] == 1 and counts["statistics"] == 1 and counts["plot_summary"] == 1
+    assert "results/fits/fold0/seed0/multi_without/gatsby/model.pt" in proc.stdout
+    assert "results/fits/all/seed0/multi/model.pt" in proc.stdout
+    assert counts["total"] == 32
 
 
 def test_default_config_is_the_demo():
+    """The demo's parameters, as the schema's defaults give them (config.yaml names only the rats)."""
     cebra = DEFAULTS["cebra"]
     assert DEFAULTS["sessions"] == RATS and DEFAULTS["data"]["source"] == "published"
     assert (cebra["max_iterations"], cebra["batch_size"], cebra["learning_rate"], cebra["temperature"]) == (15000, 512, 3e-4, 1.0)
     assert (cebra["output_dimension"], cebra["distance"], cebra["conditional"], cebra["time_offsets"]) == (3, "cosine", "time_delta", 10)
     assert cebra["model_architecture"] == "offset10-model" and cebra["num_hidden_units"] == 32
     assert DEFAULTS["device"] == "cuda_if_available" and DEFAULTS["gpu"] is False
+    assert DEFAULTS["seeds"] == [0] and DEFAULTS["evaluation"] == {"folds": 1, "test_fraction": 0.2, "min_coverage": 0.8}
 
 
+def test_config_yaml_holds_no_default():
+    """One owner for every default: config/config.yaml sets only what has no default (the sessions)."""
+    assert set(yaml.safe_load((REPO / "config/config.yaml").read_text())) == {"sessions"}
+
+
+def schema_leaves(schema: dict, prefix: str = "") -> dict[str, object]:
+    """{dotted key: default} of every key the schema gives a default (nested objects flattened)."""
+    out = {}
+    for key, sub in schema.get("properties", {}).items():
+        name = f"{prefix}{key}"
+        if sub.get("type") == "object" and "properties" in sub:
+            out.update(schema_leaves(sub, name + "."))
+        elif "default" in sub:
+            out[name] = sub["default"]
+    return out
+
+
+def test_readme_key_table_matches_the_schema():
+    """README "Configuration" lists every key of the schema with the schema's default, and no other."""
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    leaves = schema_leaves(schema)
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## Configuration"):]
+    table = table[: table.index("\n## ", 5)]
+    rows = {}
+    for m in re.finditer(r"^\| `([\w.]+)` \| (?:`([^`]*)`|\(required\))", table, re.M):
+        rows[m[1]] = None if m[2] is None else yaml.safe_load(m[2])
+    assert set(rows) == set(leaves) | {"sessions"}, set(rows) ^ (set(leaves) | {"sessions"})
+    for key, default in leaves.items():
+        assert rows[key] == default, (key, rows[key], default)
 def test_gpu_config_declares_gpu_resource(tmp_path):
     config = write_config(tmp_path / "gpu.yaml", gpu=True)
     proc = run_snakemake(tmp_path / "work", "--dry-run", "--resources", "gpu=1", configfile=config)
-    fits = [block for block in proc.stdout.split("\n\n")
-            if re.search(r"rule (fit_single|fit_multi|fit_multi_without|adapt_session):", block)]
-    assert len(fits) == 7 and all("gpu=1" in block for block in fits)  # every job that trains
+    fits = [block for block in proc.stdout.split("\n\n") if re.search(r"rule (fit|adapt_session):", block)]
+    assert len(fits) == fit_count(SAMPLE) + len(SAMPLE["seeds"]) and all("gpu=1" in block for block in fits)
     proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=REPO / "config/sample.yaml")
     assert "gpu=" not in proc.stdout
 
@@ -92,11 +139,12 @@ def test_new_session_target_follows_the_config(tmp_path):
         proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=config)
         counts = job_counts(proc.stdout)
         if expected is None:
-            assert "adapt_session" not in counts and "fit_multi_without" not in counts
-            assert counts["total"] == 17  # the sample run without its 4 new-session jobs
+            assert "adapt_session" not in counts and "multi_without" not in proc.stdout
+            assert counts["fit"] == fit_count(effective_config(config))
         else:
-            assert counts["adapt_session"] == 1 and f"results/figures/new_session_{expected}.png" in proc.stdout
-            assert f"results/fits/multi_without/{expected}/model.pt" in proc.stdout
+            assert counts["adapt_session"] == len(SAMPLE["seeds"])
+            assert f"results/figures/new_session_{expected}.png" in proc.stdout
+            assert f"results/fits/fold0/seed0/multi_without/{expected}/model.pt" in proc.stdout
     config = write_config(tmp_path / "bad.yaml", new_session={"held_out": "nemo"})
     proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=config, check=False)
     assert proc.returncode != 0
@@ -122,12 +170,16 @@ def sample_length(rat: str) -> int:
     return max(100, round(RAT_SHAPES[rat][0] * SAMPLE["data"]["simulate"]["scale"]))
 
 
-def check_embedding_table(table: pd.DataFrame, rats: list[str]):
-    assert list(table.columns) == ["session", "time", "z0", "z1", "z2", "position", "direction"]
+def check_embedding_table(table: pd.DataFrame, rats: list[str], parts: set[str] = {"all"}):
+    assert list(table.columns) == ["session", "time", "part", "z0", "z1", "z2", "position", "direction"]
     assert table["session"].unique().tolist() == rats
     for rat in rats:
-        part = table[table["session"] == rat]
-        assert part["time"].tolist() == list(range(sample_length(rat)))
+        rows = table[table["session"] == rat]
+        assert rows["time"].tolist() == list(range(sample_length(rat)))
+        assert set(rows["part"]) == parts
+        if parts == {"train", "test"}:  # the test part is the session's last test_fraction
+            n_test = round(sample_length(rat) * SAMPLE["evaluation"]["test_fraction"])
+            assert rows["part"].tolist() == ["train"] * (len(rows) - n_test) + ["test"] * n_test
     z = table[["z0", "z1", "z2"]].to_numpy()
     assert np.isfinite(z).all()
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-4)  # normalised model outputs
@@ -152,58 +204,100 @@ def test_sample_workflow_outputs(sample_run):
     check_sample_outputs(sample_run)
 
 
+def check_heldout_fits_saw_no_test_rows(work, seed: int):
+    """The held-out multi-session fits trained on exactly the train rows of each session: the labels
+    the model stores for its training data equal the session's labels without its test part."""
+    from cebra_core import CEBRA
+    from cebra_core.data import read_session
+
+    held_out = SAMPLE["new_session"]["held_out"]
+    for fit, rats in (("multi", RATS), (f"multi_without/{held_out}", [r for r in RATS if r != held_out])):
+        model = CEBRA.load(fit_dir(work, fit, "fold0", seed) / "model.pt")
+        for rat, trained in zip(rats, model._extra_state["trained_labels"]):
+            _, labels = read_session(work / f"results/data/sessions/{rat}.parquet")
+            n_test = round(len(labels) * SAMPLE["evaluation"]["test_fraction"])
+            np.testing.assert_array_equal(trained.numpy(), labels[: len(labels) - n_test])
+
+
 def check_sample_outputs(work):
     """Every output of a finished sample run in ``work`` (also used by the SLURM test)."""
     from cebra_core import CEBRA
 
+    seeds = SAMPLE["seeds"]
     for rat in RATS:
         table = pd.read_parquet(work / f"results/data/sessions/{rat}.parquet")
         assert table.shape == (sample_length(rat), RAT_SHAPES[rat][1] + 3)
         assert np.isfinite(table.to_numpy()).all()
 
-        fit = work / f"results/fits/single/{rat}"
-        check_embedding_table(pd.read_parquet(fit / "embedding.parquet"), [rat])
-        loss = pd.read_parquet(fit / "loss.parquet")
-        assert list(loss.columns[:2]) == ["fit", "iteration"] and {"pos", "neg", "total"} <= set(loss.columns)
-        assert len(loss) == SAMPLE["cebra"]["max_iterations"] and np.isfinite(loss["total"]).all()
-        assert loss["total"].iloc[-20:].mean() < loss["total"].iloc[:20].mean()  # it learned
-        model = CEBRA.load(fit / "model.pt")
-        assert model.num_sessions_ is None and model.max_iterations == SAMPLE["cebra"]["max_iterations"]
-        assert (work / f"results/benchmarks/fit_single/{rat}.tsv").is_file()
-
-    check_embedding_table(pd.read_parquet(work / "results/fits/multi/embedding.parquet"), RATS)
-    assert CEBRA.load(work / "results/fits/multi/model.pt").num_sessions_ == 4
-    for kind in ("single", "multi"):
-        check_embedding_table(pd.read_parquet(work / f"results/alignment/{kind}.parquet"), RATS)
+    for seed in seeds:
+        for split, parts in (("all", {"all"}), ("fold0", {"train", "test"})):
+            for rat in RATS:
+                fit = fit_dir(work, f"single/{rat}", split, seed)
+                check_embedding_table(pd.read_parquet(fit / "embedding.parquet"), [rat], parts)
+                loss = pd.read_parquet(fit / "loss.parquet")
+                assert list(loss.columns[:4]) == ["fit", "seed", "split", "iteration"]
+                assert {"pos", "neg", "total"} <= set(loss.columns) and (loss["seed"] == seed).all()
+                assert len(loss) == SAMPLE["cebra"]["max_iterations"] and np.isfinite(loss["total"]).all()
+                assert loss["total"].iloc[-20:].mean() < loss["total"].iloc[:20].mean()  # it learned
+                model = CEBRA.load(fit / "model.pt")
+                assert model.num_sessions_ is None and model.max_iterations == SAMPLE["cebra"]["max_iterations"]
+                assert model.seed == seed
+                assert (work / f"results/benchmarks/fit/{split}/seed{seed}/single/{rat}.tsv").is_file()
+            check_embedding_table(pd.read_parquet(fit_dir(work, "multi", split, seed) / "embedding.parquet"), RATS, parts)
+            assert CEBRA.load(fit_dir(work, "multi", split, seed) / "model.pt").num_sessions_ == 4
+        for kind in ("single", "multi"):
+            check_embedding_table(pd.read_parquet(work / f"results/alignment/seed{seed}/{kind}.parquet"), RATS)
+        check_heldout_fits_saw_no_test_rows(work, seed)
+    # different seeds, different fits
+    a, b = (pd.read_parquet(fit_dir(work, "multi", "all", seed) / "embedding.parquet") for seed in seeds[:2])
+    assert not np.allclose(a[["z0", "z1", "z2"]], b[["z0", "z1", "z2"]])
 
     consistency = pd.read_parquet(work / "results/tables/consistency.parquet")
-    assert list(consistency.columns) == ["kind", "source", "target", "score"]
+    assert list(consistency.columns) == ["kind", "seed", "split", "source", "target", "score"]
     for kind in ("single", "multi"):
-        part = consistency[consistency["kind"] == kind]
-        assert sorted(zip(part["source"], part["target"])) == sorted((a, b) for a in RATS for b in RATS if a != b)
-        assert np.isfinite(part["score"]).all() and part["score"].le(1).all()
+        for seed in seeds:
+            part = consistency[(consistency["kind"] == kind) & (consistency["seed"] == seed)]
+            assert sorted(zip(part["source"], part["target"])) == sorted((a, b) for a in RATS for b in RATS if a != b)
+            assert np.isfinite(part["score"]).all() and part["score"].le(1).all()
     means = consistency.groupby("kind")["score"].mean()
     print(f"\nsample consistency: single {means['single']:.3f}, multi {means['multi']:.3f}")
     assert means["multi"] > means["single"]
 
     decoding = pd.read_parquet(work / "results/tables/decoding.parquet")
-    assert len(decoding) == 2 * len(RATS) ** 2 and np.isfinite(decoding["median_error_cm"]).all()
+    assert list(decoding.columns) == ["kind", "seed", "split", "encoder", "train", "test", "r2", "median_error_cm",
+                                      "n_train", "n_test", "test_coverage", "flagged"]
+    assert len(decoding) == 2 * len(seeds) * len(RATS) ** 2 and np.isfinite(decoding["median_error_cm"]).all()
+    assert (decoding["split"] == "fold0").all() and set(decoding["seed"]) == set(seeds)
+    within = decoding[decoding["train"] == decoding["test"]]
+    assert within["n_test"].tolist() == [round(sample_length(r) * 0.2) for r in RATS] * 2 * len(seeds)
+    assert (decoding["flagged"] == (decoding["test_coverage"] < SAMPLE["evaluation"]["min_coverage"])).all()
 
-    consistency, errors = check_new_session(work, SAMPLE["new_session"]["held_out"], RATS)
+    statistics = pd.read_parquet(work / "results/tables/statistics.parquet")
+    test = statistics[statistics["measure"] == "consistency_paired_test"]
+    assert len(test) == 1 and test["n"].iloc[0] == 12 and 0 <= test["p_value"].iloc[0] <= 1
+    runs = statistics[statistics["measure"] == "runs_consistency"]
+    assert len(runs) == 2 * len(RATS) and runs["mean"].between(-1, 1).all() and (runs["n"] == len(seeds)).all()
+    errors = statistics[statistics["measure"] == "decoding_error_cm"]
+    assert len(errors) == 2 * len(RATS) and (errors["n"] == len(seeds)).all() and (errors["sd"] >= 0).all()
+    print("\nsample statistics:\n" + statistics[statistics["measure"].isin(
+        ["consistency", "consistency_paired_test", "runs_consistency"])].to_string(index=False))
+
+    consistency, errors = check_new_session(work, SAMPLE["new_session"]["held_out"], RATS, seeds)
     # The adapted rat lands in the trained rats' space: far above its untrained encoder, close to
-    # full multi-session training (which saw it), and a decoder from the other rats transfers to it.
+    # full multi-session training, and a decoder from the other rats transfers to its test part.
     assert consistency["adapted"] > consistency["random"] + 0.3
     assert consistency["adapted"] > consistency["multi"] - 0.1
     assert errors["adapted"] < errors["random"] / 2
 
-    for figure in ("embeddings", "consistency", "loss", "new_session_gatsby"):
+    for figure in ("embeddings", "consistency", "loss", "summary", "new_session_gatsby"):
         assert_not_blank(work / f"results/figures/{figure}.png")
     report = (work / "report.html").read_text(errors="replace")
     assert len(report) > 100_000 and "Consistency of the embeddings across rats" in report
-    assert "A new, unseen rat" in report and "new_session_gatsby.csv" in report
+    assert "A new, unseen rat" in report and "new_session_gatsby.csv" in report and "statistics.csv" in report
 
     logs = sorted(p.relative_to(work / "logs").as_posix() for p in (work / "logs").rglob("*.log"))
-    assert len(logs) == 4 + 4 + 1 + 2 + 1 + 1 + 3 + 4  # every job wrote its log
+    jobs = job_counts(run_snakemake(work, "--dry-run", "--forceall", configfile=REPO / "config/sample.yaml").stdout)
+    assert len(logs) == jobs["total"] - 1  # every job but `all` wrote its log
     assert not list((work / "results").rglob("*.part")) and not list((work / "results/checkpoints").rglob("*.pt"))
     proc = run_snakemake(work, "--dry-run", configfile=REPO / "config/sample.yaml")
     assert "Nothing to be done" in proc.stdout + proc.stderr
@@ -212,32 +306,36 @@ def check_sample_outputs(work):
 NEW_SESSION_KINDS = ["random", "single", "multi", "adapted"]
 
 
-def check_new_session(work, held_out: str, rats: list[str]) -> tuple[dict[str, float], dict[str, float]]:
+def check_new_session(work, held_out: str, rats: list[str], seeds: list[int]) -> tuple[dict[str, float], dict[str, float]]:
     """The new-session outputs: the leave-one-out fit, the adapted model and embeddings, the table
-    (complete, finite); returns the mean consistency and the median decoding error (cm) per kind."""
+    (complete, finite); returns the mean consistency and the median decoding error (cm) per kind,
+    averaged over seeds."""
     from cebra_core import CEBRA
 
     trained = [r for r in rats if r != held_out]
-    model = CEBRA.load(work / f"results/fits/multi_without/{held_out}/model.pt")
-    assert model.num_sessions_ == len(trained)
-    adapted = CEBRA.load(work / f"results/new_session/{held_out}/model.pt")
-    assert adapted.num_sessions_ == len(rats) and adapted.n_features_in_[:-1] == model.n_features_in_
-    embedding = pd.read_parquet(work / f"results/new_session/{held_out}/embedding.parquet")
-    assert embedding["session"].unique().tolist() == rats and np.isfinite(embedding[["z0", "z1", "z2"]]).all().all()
-    trained_part = embedding[embedding["session"].isin(trained)].reset_index(drop=True)
-    pd.testing.assert_frame_equal(  # the trained rats keep their own encoders' embeddings
-        trained_part, pd.read_parquet(work / f"results/fits/multi_without/{held_out}/embedding.parquet"), atol=1e-6)
-    assert (work / f"results/benchmarks/adapt_session/{held_out}.tsv").is_file()
+    for seed in seeds:
+        model = CEBRA.load(fit_dir(work, f"multi_without/{held_out}", "fold0", seed) / "model.pt")
+        assert model.num_sessions_ == len(trained)
+        folder = work / f"results/new_session/fold0/seed{seed}/{held_out}"
+        adapted = CEBRA.load(folder / "model.pt")
+        assert adapted.num_sessions_ == len(rats) and adapted.n_features_in_[:-1] == model.n_features_in_
+        embedding = pd.read_parquet(folder / "embedding.parquet")
+        assert embedding["session"].unique().tolist() == rats and np.isfinite(embedding[["z0", "z1", "z2"]]).all().all()
+        assert set(embedding["part"]) == {"train", "test"}
+        trained_part = embedding[embedding["session"].isin(trained)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(  # the trained rats keep their own encoders' embeddings
+            trained_part, pd.read_parquet(fit_dir(work, f"multi_without/{held_out}", "fold0", seed) / "embedding.parquet"),
+            atol=1e-6)
+        assert (work / f"results/benchmarks/adapt_session/fold0/seed{seed}/{held_out}.tsv").is_file()
 
     table = pd.read_parquet(work / f"results/tables/new_session_{held_out}.parquet")
-    assert list(table.columns) == ["kind", "measure", "source", "target", "value"]
+    assert list(table.columns) == ["seed", "split", "kind", "measure", "source", "target", "value", "test_coverage", "flagged"]
+    assert set(table["seed"]) == set(seeds) and (table["split"] == "fold0").all()
     assert table["kind"].unique().tolist() == NEW_SESSION_KINDS and np.isfinite(table["value"]).all()
     pooled = "+".join(trained)
-    for kind in NEW_SESSION_KINDS:
-        part = table[table["kind"] == kind]
+    for (seed, kind), part in table.groupby(["seed", "kind"]):
         pairs = part[part["measure"] == "consistency"]
-        assert sorted(zip(pairs["source"], pairs["target"])) == sorted(
-            [(r, held_out) for r in trained] + [(held_out, r) for r in trained])
+        assert sorted(pairs["source"]) == sorted(trained) and (pairs["target"] == held_out).all()
         assert pairs["value"].le(1).all()
         mean = part[part["measure"] == "consistency_mean"]
         assert mean[["source", "target"]].values.tolist() == [[pooled, held_out]]
@@ -246,9 +344,9 @@ def check_new_session(work, held_out: str, rats: list[str]) -> tuple[dict[str, f
         assert decoding["measure"].tolist() == ["r2", "median_error_cm"]
         assert set(decoding["source"]) == {held_out if kind == "single" else pooled}
         assert (decoding["target"] == held_out).all()
-    assert (work / f"results/tables/new_session_{held_out}.csv").read_text().startswith("kind,measure,source,target,value")
+    assert (work / f"results/tables/new_session_{held_out}.csv").read_text().startswith("seed,split,kind,measure")
 
-    value = table.set_index(["kind", "measure"])["value"]
+    value = table.groupby(["kind", "measure"])["value"].mean()
     numbers = {kind: value[(kind, "consistency_mean")] for kind in NEW_SESSION_KINDS}
     errors = {kind: value[(kind, "median_error_cm")] for kind in NEW_SESSION_KINDS}
     print(f"\nnew session {held_out}: consistency " + ", ".join(f"{k} {v:.3f}" for k, v in numbers.items())
@@ -260,16 +358,16 @@ def check_new_session(work, held_out: str, rats: list[str]) -> tuple[dict[str, f
 def test_killed_fit_resumes_and_matches(sample_run, tmp_path):
     """SIGKILL the whole snakemake process group once a checkpoint exists; the rerun resumes and
     gives the same numbers as the uninterrupted sample run."""
-    target = "results/fits/single/cicero/embedding.parquet"
+    target = "results/fits/all/seed0/single/cicero/embedding.parquet"
     config = REPO / "config/sample.yaml"
     proc = subprocess.Popen(
         snakemake_command(tmp_path, target, configfile=config), cwd=REPO,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     deadline = time.monotonic() + 300
-    checkpoints = tmp_path / "results/checkpoints/single/cicero"
+    checkpoints = tmp_path / "results/checkpoints/all/seed0/single"
     try:
-        while not list(checkpoints.glob("*.pt")):
+        while not list(checkpoints.glob("cicero.pt")):
             assert proc.poll() is None, "snakemake ended before writing a checkpoint"
             assert time.monotonic() < deadline, "no checkpoint after 300 s"
             time.sleep(0.05)
@@ -280,11 +378,11 @@ def test_killed_fit_resumes_and_matches(sample_run, tmp_path):
 
     run_snakemake(tmp_path, "--unlock", configfile=config)
     run_snakemake(tmp_path, target, "--rerun-incomplete", configfile=config)
-    assert "resuming from checkpoint" in (tmp_path / "logs/fits/single/cicero.log").read_text()
+    assert "resuming from checkpoint" in (tmp_path / "logs/fits/all/seed0/single/cicero.log").read_text()
     for name in ("embedding.parquet", "loss.parquet"):
         pd.testing.assert_frame_equal(
-            pd.read_parquet(tmp_path / "results/fits/single/cicero" / name),
-            pd.read_parquet(sample_run / "results/fits/single/cicero" / name),
+            pd.read_parquet(fit_dir(tmp_path, "single/cicero") / name),
+            pd.read_parquet(fit_dir(sample_run, "single/cicero") / name),
         )
     assert not list(checkpoints.glob("*.pt"))
 
@@ -308,7 +406,7 @@ def test_real_data_smoke(tmp_path):
     assert means["multi"] > means["single"]
     # buddy adapted into a multi-session fit on achilles alone; at these 300 iterations the numbers
     # are printed, not asserted (README, "A new session")
-    consistency, errors = check_new_session(work, "buddy", ["achilles", "buddy"])
+    consistency, errors = check_new_session(work, "buddy", ["achilles", "buddy"], [0])
     assert errors["adapted"] < errors["random"]
     for figure in ("embeddings", "consistency", "loss", "new_session_buddy"):
         assert_not_blank(work / f"results/figures/{figure}.png")

@@ -13,6 +13,8 @@ rule align:
     params:
         sessions=SESSIONS,
         top_k=config["analysis"]["alignment_top_k"],
+    group:
+        "post"
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -36,6 +38,8 @@ rule consistency:
         sessions=SESSIONS,
         seeds=SEEDS,
         bins=config["analysis"]["consistency_bins"],
+    group:
+        "post"
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -60,6 +64,8 @@ rule decoding:
         neighbors=config["analysis"]["decoding_neighbors"],
         top_k=config["analysis"]["alignment_top_k"],
         min_coverage=config["evaluation"]["min_coverage"],
+    group:
+        "post"
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -83,6 +89,8 @@ rule statistics:
         "logs/analysis/statistics.log",
     params:
         sessions=SESSIONS,
+    group:
+        "post"
     conda:
         "../../envs/analysis.yaml"
     script:

@@ -27,6 +27,8 @@ if SOURCE == "simulate":
             "logs/data/simulate_{session}.log",
         params:
             simulate=config["data"]["simulate"],
+        group:
+            "data"
         conda:
             "../../envs/data.yaml"
         script:
@@ -43,6 +45,8 @@ else:
             "logs/data/import_{session}.log",
         params:
             md5=session_md5,
+        group:
+            "data"
         conda:
             "../../envs/data.yaml"
         script:

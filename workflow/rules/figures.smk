@@ -17,6 +17,8 @@ rule plot_embeddings:
         "logs/figures/embeddings.log",
     params:
         sessions=SESSIONS,
+    group:
+        "post"
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -38,6 +40,8 @@ rule plot_consistency:
     params:
         sessions=SESSIONS,
         seed=int(FIRST_SEED),
+    group:
+        "post"
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -57,6 +61,8 @@ rule plot_loss:
         pdf="results/figures/loss.pdf",
     log:
         "logs/figures/loss.log",
+    group:
+        "post"
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -78,6 +84,8 @@ rule plot_summary:
         "logs/figures/summary.log",
     params:
         sessions=SESSIONS,
+    group:
+        "post"
     conda:
         "../../envs/analysis.yaml"
     script:

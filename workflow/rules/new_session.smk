@@ -52,6 +52,8 @@ rule score_new_session:
         bins=config["analysis"]["consistency_bins"],
         neighbors=config["analysis"]["decoding_neighbors"],
         min_coverage=config["evaluation"]["min_coverage"],
+    group:
+        "post"
     conda:
         "../../envs/analysis.yaml"
     script:
@@ -70,6 +72,8 @@ rule plot_new_session:
         pdf="results/figures/new_session_{session}.pdf",
     log:
         "logs/figures/new_session_{session}.log",
+    group:
+        "post"
     conda:
         "../../envs/analysis.yaml"
     script:
