@@ -79,6 +79,17 @@ def session_md5(wildcards):
     return local_entry(wildcards.session).get("md5")
 
 
+def session_nwb(wildcards):
+    """Reading options of a local session's .nwb file (data: nwb: plus its own keys), else None."""
+    if SOURCE != "local":
+        return None
+    entry = local_entry(wildcards.session)
+    options = {k: v for k, v in entry.items() if k not in ("path", "md5") and v is not None}
+    if not entry["path"].lower().endswith(".nwb") and not options:
+        return None
+    return {**config["data"].get("nwb", {}), **options}
+
+
 def session_tables(wildcards=None):
     return expand("results/data/sessions/{session}.parquet", session=SESSIONS)
 
