@@ -256,30 +256,50 @@ def test_schema_default_bin_width_is_the_simulators():
 # ------------------------------------------------------------------------------------ workflow
 
 
-@pytest.mark.slow
-def test_sample_workflow_on_nwb_sessions(tmp_path):
-    """Three short simulated rats as NWB files (one with 2-D position in cm) through the whole workflow."""
-    local, truth = {}, {}
-    for i, rat in enumerate(("achilles", "buddy", "gatsby")):
-        sim = simulate_session(rat, scale=0.04, seed=0)
-        truth[rat] = sim
-        if i == 1:
-            xy = np.column_stack([sim.labels[:, 0] * 100.0, np.full(len(sim.labels), 3.0)])
-            path = simulated_nwb(tmp_path / f"{rat}.nwb", sim.neural, sim.labels, position=xy, unit="cm")
-            local[rat] = {"path": path, "track_axis": 0, "position": POSITION}
+def example_sessions(nwb_dir) -> dict[str, np.ndarray]:
+    """The three files config/nwb.example.yaml names, from short simulated rats; the rows each should give."""
+    rows = {}
+    for rat, name in (("rat1", "achilles"), ("rat2", "buddy"), ("rat3", "gatsby")):
+        sim = simulate_session(name, scale=0.04, seed=0)  # 407, 263 and 681 bins
+        T = len(sim.labels)
+        rng = np.random.default_rng(7)
+        nwbfile = new_file()
+        add_units(nwbfile, spike_times(sim.neural, rng), (0.0, T * DT))
+        centres = (np.arange(T) + 0.5) * DT
+        if rat == "rat2":  # 2-D, in cm, beside a second SpatialSeries
+            xy = np.column_stack([sim.labels[:, 0] * 100.0, np.full(T, 3.0)])
+            add_position(nwbfile, xy, centres, unit="cm")
+            add_position(nwbfile, sim.labels[:, 0], centres, name="head", module="tracking")
         else:
-            local[rat] = simulated_nwb(tmp_path / f"{rat}.nwb", sim.neural, sim.labels)
+            add_position(nwbfile, sim.labels[:, 0], centres)
+        keep = np.ones(T, dtype=bool)
+        if rat == "rat3":
+            nwbfile.add_epoch(0.0, 100 * DT, tags=["sleep"])
+            nwbfile.add_epoch(100 * DT, T * DT, tags=["maze"])
+            keep[:100] = False
+        write(nwbfile, nwb_dir / f"{rat}.nwb")
+        rows[rat] = np.column_stack([sim.neural, sim.labels])[keep]
+    return rows
+
+
+@pytest.mark.slow
+def test_sample_workflow_on_nwb_sessions(tmp_path, monkeypatch):
+    """config/nwb.example.yaml, on three short simulated rats written as NWB, through the whole workflow."""
+    monkeypatch.setenv("NWB_DIR", str(tmp_path))
+    expected = example_sessions(tmp_path)
     config = write_config(
-        tmp_path / "nwb.yaml", sessions=list(local),
-        data={"source": "local", "local": local, "nwb": {"bin_seconds": DT}},
-        cebra={"max_iterations": 50, "checkpoint_every": 50}, new_session={"held_out": None},
+        tmp_path / "nwb.yaml", base="nwb.example.yaml",
+        cebra={"batch_size": 256, "max_iterations": 50, "checkpoint_every": 50},
+        new_session={"held_out": None}, device="cpu", fit_threads=1,
     )
     work = tmp_path / "work"
     run_snakemake(work, configfile=config)
-    for rat, sim in truth.items():
+    for rat, rows in expected.items():
         table = pd.read_parquet(work / f"results/data/sessions/{rat}.parquet")
-        np.testing.assert_array_equal(table[[f"n{i}" for i in range(sim.neural.shape[1])]].to_numpy(), sim.neural)
-        np.testing.assert_allclose(table["position"].to_numpy(), sim.labels[:, 0], atol=1e-6)
+        n = rows.shape[1] - 3
+        np.testing.assert_array_equal(table[[f"n{i}" for i in range(n)]].to_numpy(), rows[:, :n])
+        np.testing.assert_allclose(table["position"].to_numpy(), rows[:, n], atol=1e-6)
+        assert_flags_match(table[["position", "right", "left"]].to_numpy(), rows[:, n:])
     consistency = pd.read_parquet(work / "results/tables/consistency.parquet")
     assert len(consistency) == 2 * 3 * 2  # single and multi, every ordered pair of the three rats
     assert np.isfinite(consistency["score"]).all()
