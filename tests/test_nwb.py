@@ -15,7 +15,7 @@ from pynwb.behavior import Position, SpatialSeries
 from pynwb.misc import Units
 
 from cebra_core.data import SessionError, load_session
-from cebra_core.nwb import read_nwb, running_direction
+from cebra_core.nwb import DEFAULT_INTERVALS, read_nwb, running_direction
 from cebra_core.simulate import BIN_SECONDS, simulate, simulate_session
 from conftest import REPO, run_snakemake, write_config
 
@@ -120,6 +120,23 @@ def test_bins_only_where_spikes_and_position_both_exist(tmp_path, sim):
     any_spike = np.flatnonzero(sim.neural.sum(axis=1))
     neural, _ = read_nwb(path, "o")
     np.testing.assert_array_equal(neural, sim.neural[any_spike[0]:any_spike[-1] + 1])
+
+
+def test_position_on_its_own_clock_is_interpolated_onto_bin_centres(tmp_path, sim):
+    # A 30 Hz tracker starting at 0.2 s: the first bins (centres before 0.2 s) have no position.
+    centres = (np.arange(len(sim.labels)) + 0.5) * DT
+    clock = np.arange(0.2, centres[-1], 1 / 30)
+    rng = np.random.default_rng(6)
+    nwbfile = new_file()
+    add_units(nwbfile, spike_times(sim.neural, rng), (0.0, len(sim.neural) * DT))
+    add_position(nwbfile, np.interp(clock, centres, sim.labels[:, 0]), clock)
+    neural, labels = read_nwb(write(nwbfile, tmp_path / "c.nwb"), "c")
+    rows = (centres >= 0.2) & (centres <= clock[-1])
+    assert np.array_equal(np.flatnonzero(rows), np.arange(8, 1313))  # centres 0.2125 … 32.8125 s (last sample 32.833 s)
+    np.testing.assert_array_equal(neural, sim.neural[rows])
+    error = np.abs(labels[:, 0] - sim.labels[rows, 0])
+    assert np.median(error) < 0.002 and error.max() < 0.02  # m; the pauses' 5 mm jitter is undersampled
+    assert_flags_match(labels, sim.labels[rows])
 
 
 def test_position_in_centimetres_and_a_2d_track(tmp_path, sim):
@@ -248,9 +265,11 @@ def test_named_position_and_unknown_names(tmp_path, sim):
         read_nwb(tmp_path / "junk.nwb", "junk")
 
 
-def test_schema_default_bin_width_is_the_simulators():
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    assert schema["properties"]["data"]["properties"]["nwb"]["properties"]["bin_seconds"]["default"] == BIN_SECONDS
+def test_schema_defaults_are_the_readers():
+    data = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())["properties"]["data"]
+    assert data["properties"]["nwb"]["properties"]["bin_seconds"]["default"] == BIN_SECONDS
+    entry = data["properties"]["local"]["additionalProperties"]["oneOf"][1]["properties"]
+    assert entry["epochs"]["properties"]["table"]["default"] == DEFAULT_INTERVALS
 
 
 # ------------------------------------------------------------------------------------ workflow

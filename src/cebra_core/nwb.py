@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cebra_core.data import SessionError, validate_session
+from cebra_core.data import _fail, validate_session
 from cebra_core.simulate import BIN_SECONDS
 
 VELOCITY_SMOOTHING_S = 0.1  # s, sigma of the Gaussian smoothing the position before its velocity
@@ -35,11 +35,7 @@ METRES_PER_UNIT = {
     "cm": 0.01, "centimeter": 0.01, "centimeters": 0.01, "centimetre": 0.01, "centimetres": 0.01,
     "mm": 0.001, "millimeter": 0.001, "millimeters": 0.001, "millimetre": 0.001, "millimetres": 0.001,
 }
-DEFAULT_INTERVALS = "epochs"
-
-
-def _fail(path, session, problem: str) -> SessionError:
-    return SessionError(f"session {session!r} ({path}): {problem}")
+DEFAULT_INTERVALS = "epochs"  # the intervals table epochs: selects from when it names none
 
 
 def running_direction(position: np.ndarray, bin_seconds: float = BIN_SECONDS) -> np.ndarray:
@@ -221,10 +217,13 @@ def read_nwb(
     session = session or path.stem
     if not bin_seconds > 0:
         raise _fail(path, session, f"bin_seconds must be > 0, got {bin_seconds}")
+    io = None
     try:
         io = NWBHDF5IO(str(path), "r", load_namespaces=True)
         nwbfile = io.read()
     except Exception as err:  # not HDF5, not NWB, or an unreadable extension
+        if io is not None:
+            io.close()
         raise _fail(path, session, f"cannot be read as an NWB file ({type(err).__name__}: {err})") from err
     with io:
         spikes, (spike_start, spike_end) = _spike_times(nwbfile, bin_seconds, path, session)
@@ -258,11 +257,12 @@ def read_nwb(
     if not keep.any():
         raise _fail(path, session, "no time bins are left inside the selected epochs with both spikes and position")
 
-    counts = np.zeros((len(centres), len(spikes)), dtype=np.float32)  # (T, N)
+    row = np.where(keep, np.cumsum(keep) - 1, -1)  # each grid bin's row in the table, -1 if dropped
+    counts = np.zeros((int(keep.sum()), len(spikes)), dtype=np.float32)  # (T, N)
     for unit, unit_times in enumerate(spikes):
         bins = np.floor(unit_times / bin_seconds).astype(np.int64) - first
-        bins = bins[(bins >= 0) & (bins < len(centres))]
-        counts[:, unit] = np.bincount(bins, minlength=len(centres))
+        rows = row[bins[(bins >= 0) & (bins < len(centres))]]
+        counts[:, unit] = np.bincount(rows[rows >= 0], minlength=len(counts))
     labels = np.stack([track, right, ~right], axis=1)[keep]  # (T, 3)
-    return validate_session(counts[keep], labels, session=session, source=path)
+    return validate_session(counts, labels, session=session, source=path)
 
