@@ -1,4 +1,4 @@
-"""Session files: load (.jl only after its MD5 is verified, .npz, .parquet), validate, parquet I/O.
+"""Session files: load (.jl only after its MD5 is verified, .npz, .parquet, .nwb), validate, parquet I/O.
 
 A session is a pair of arrays: ``neural`` (T, N) spike counts and ``labels`` (T, 3) with the
 columns [position in m, right-running flag, left-running flag], one row per 25 ms bin.
@@ -26,7 +26,7 @@ LABEL_COLUMNS = ("position", "right", "left")
 NEURAL_KEYS = ("spikes", "neural")
 LABEL_KEYS = ("position", "labels")
 MIN_SAMPLES = 10  # one offset10 window
-SUFFIXES = (".jl", ".npz", ".parquet")
+SUFFIXES = (".jl", ".npz", ".parquet", ".nwb")
 
 
 class SessionError(ValueError):
@@ -137,14 +137,19 @@ def _load_npz(path: Path, session: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_session(
-    path: str | os.PathLike, session: str | None = None, md5: str | None = None
+    path: str | os.PathLike, session: str | None = None, md5: str | None = None, nwb: Mapping | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Load and validate one session from .jl (MD5-verified), .npz or a parquet session table."""
+    """Load and validate one session from .jl (MD5-verified), .npz, a parquet session table or .nwb.
+
+    ``nwb``: keyword options of `cebra_core.nwb.read_nwb` (bin width, position series, track axis, epochs).
+    """
     path = Path(path)
     session = session or path.stem
     if not path.is_file():
         raise _fail(path, session, "file not found")
     suffix = path.suffix.lower()
+    if nwb and suffix != ".nwb":
+        raise _fail(path, session, f"NWB options {sorted(nwb)} are given, but this is not a .nwb file")
     if suffix == ".jl":
         return _load_jl(path, session, md5)
     if md5 is not None and md5sum(path) != md5.lower():
@@ -153,6 +158,10 @@ def load_session(
         return _load_npz(path, session)
     if suffix == ".parquet":
         return read_session(path, session=session)
+    if suffix == ".nwb":
+        from cebra_core.nwb import read_nwb  # pynwb only where NWB files are read
+
+        return read_nwb(path, session, **(nwb or {}))
     raise _fail(path, session, f"unknown file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
 
 

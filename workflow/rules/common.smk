@@ -108,6 +108,17 @@ def session_table(session):
     return f"results/data/sessions/{session}.parquet"
 
 
+def session_nwb(wildcards):
+    """Reading options of a local session's .nwb file (data: nwb: plus its own keys), else None."""
+    if SOURCE != "local":
+        return None
+    entry = local_entry(wildcards.session)
+    options = {k: v for k, v in entry.items() if k not in ("path", "md5") and v is not None}
+    if not entry["path"].lower().endswith(".nwb") and not options:
+        return None
+    return {**config["data"]["nwb"], **options}
+
+
 def fit_inputs(wildcards):
     """The session tables of a fit, in its session order."""
     return [session_table(s) for s in fit_sessions(wildcards.fit)]

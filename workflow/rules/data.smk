@@ -45,6 +45,7 @@ else:
             "logs/data/import_{session}.log",
         params:
             md5=session_md5,
+            nwb=session_nwb,
         group:
             "data"
         conda:

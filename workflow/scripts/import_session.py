@@ -1,4 +1,4 @@
-"""Load one session file (.jl only after its MD5 check, .npz, .parquet), validate it, write its session table."""
+"""Load one session file (.jl only after its MD5 check, .npz, .parquet, .nwb), validate it, write its session table."""
 
 import logging
 import sys
@@ -11,7 +11,9 @@ from cebra_core.data import SessionError, load_session, write_session
 
 session = snakemake.wildcards.session
 try:
-    neural, labels = load_session(snakemake.input[0], session=session, md5=snakemake.params.md5)
+    neural, labels = load_session(
+        snakemake.input[0], session=session, md5=snakemake.params.md5, nwb=snakemake.params.nwb
+    )
 except SessionError as err:  # names the file, the session and the problem
     logging.error("%s", err)
     sys.exit(1)
