@@ -37,8 +37,9 @@ def test_dry_run_default_config(tmp_path):
     assert counts["fit_single"] == 4 and counts["fit_multi"] == 1 and counts["align"] == 2
     assert counts["fit_multi_without"] == 1 and counts["adapt_session"] == 1  # gatsby, the last session
     assert counts["score_new_session"] == 1 and counts["plot_new_session"] == 1
+    assert counts["plot_embeddings_3d"] == 4  # one interactive page per rat
     assert "results/fits/multi_without/gatsby/model.pt" in proc.stdout
-    assert counts["total"] == 25
+    assert counts["total"] == 29
 
 
 def test_default_config_is_the_demo():
@@ -93,7 +94,7 @@ def test_new_session_target_follows_the_config(tmp_path):
         counts = job_counts(proc.stdout)
         if expected is None:
             assert "adapt_session" not in counts and "fit_multi_without" not in counts
-            assert counts["total"] == 17  # the sample run without its 4 new-session jobs
+            assert counts["total"] == 21  # the sample run without its 4 new-session jobs
         else:
             assert counts["adapt_session"] == 1 and f"results/figures/new_session_{expected}.png" in proc.stdout
             assert f"results/fits/multi_without/{expected}/model.pt" in proc.stdout
@@ -198,12 +199,18 @@ def check_sample_outputs(work):
 
     for figure in ("embeddings", "consistency", "loss", "new_session_gatsby"):
         assert_not_blank(work / f"results/figures/{figure}.png")
+    for rat in RATS:
+        page = work / f"results/figures/embeddings_3d/{rat}.html"
+        html = page.read_text()
+        assert f'<div id="embeddings-3d-{rat}"' in html and f"Single-{rat}" in html and f"Multi-{rat}" in html
+        assert '<script src="http' not in html and 3_000_000 < len(html) < 10_000_000
     report = (work / "report.html").read_text(errors="replace")
     assert len(report) > 100_000 and "Consistency of the embeddings across rats" in report
+    assert "Interactive version of the embedding figure" in report  # the pages are in the report
     assert "A new, unseen rat" in report and "new_session_gatsby.csv" in report
 
     logs = sorted(p.relative_to(work / "logs").as_posix() for p in (work / "logs").rglob("*.log"))
-    assert len(logs) == 4 + 4 + 1 + 2 + 1 + 1 + 3 + 4  # every job wrote its log
+    assert len(logs) == 4 + 4 + 1 + 2 + 1 + 1 + 3 + 4 + 4  # every job wrote its log
     assert not list((work / "results").rglob("*.part")) and not list((work / "results/checkpoints").rglob("*.pt"))
     proc = run_snakemake(work, "--dry-run", configfile=REPO / "config/sample.yaml")
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -118,6 +118,7 @@ def final_targets():
         "results/tables/decoding.parquet",
         "results/tables/decoding.csv",
     ]
+    targets += expand("results/figures/embeddings_3d/{session}.html", session=SESSIONS)
     if HELD_OUT is not None:
         targets += expand(
             [

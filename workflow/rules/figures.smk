@@ -22,6 +22,28 @@ rule plot_embeddings:
         "../scripts/plot_embeddings.py"
 
 
+rule plot_embeddings_3d:
+    input:
+        single="results/alignment/single.parquet",
+        multi="results/alignment/multi.parquet",
+    output:
+        report(
+            "results/figures/embeddings_3d/{session}.html",
+            caption="../report/embeddings_3d.rst",
+            category="Embeddings",
+            subcategory="Interactive 3-D, one page per rat",
+            labels={"rat": "{session}"},
+        ),
+    log:
+        "logs/figures/embeddings_3d/{session}.log",
+    params:
+        sessions=SESSIONS,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/plot_embeddings_3d.py"
+
+
 rule plot_consistency:
     input:
         "results/tables/consistency.parquet",
