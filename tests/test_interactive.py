@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib import colormaps
 from plotly.offline import get_plotlyjs_version
 
 from cebra_core.interactive import MAX_POINTS_PER_PANEL, colorscale, plot_embeddings_3d, subsample, write_html
@@ -166,10 +167,18 @@ def skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
-def coloured_fraction(pixels: np.ndarray) -> float:
-    """Fraction of pixels in colour (the colour maps), not white, grey or black (background, text)."""
-    rgb = pixels[..., :3].astype(np.float64)
-    return float(((rgb.max(axis=2) - rgb.min(axis=2)) > 0.25).mean())
+def colour_map_fraction(pixels: np.ndarray, cmap: str, tolerance: float = 0.1) -> float:
+    """Fraction of pixels within ``tolerance`` (RGB in 0..1) of a colour of ``cmap``: drawn points.
+
+    White background, grey or black text and plotly's blue messages ("WebGL is not supported")
+    are far from both colour maps: a panel that drew nothing scores 0.
+    """
+    rgb = pixels[..., :3].reshape(-1, 3).astype(np.float32)
+    palette = colormaps[cmap](np.linspace(0.0, 1.0, 64))[:, :3].astype(np.float32)
+    distance = np.full(len(rgb), np.inf, dtype=np.float32)
+    for colour in palette:
+        distance = np.minimum(distance, np.linalg.norm(rgb - colour, axis=1))
+    return float((distance < tolerance).mean())
 
 
 # Where the drawn page's panels are: each scene's box, cut off above the colour bars.
@@ -190,7 +199,7 @@ def test_page_draws_in_headless_chromium(tmp_path, record_property):
     record_property("screenshot", str(screenshot))
     ready = "document.querySelectorAll('#scene canvas, #scene2 canvas').length == 2"  # both panels' WebGL
     try:
-        report = render(page.as_uri(), screenshot, ready=ready, measure=MEASURE)
+        report = render(page.as_uri(), screenshot, ready=ready, measure=MEASURE, timeout=120)
     except ChromiumUnavailable as err:
         skip_or_fail(f"Chromium could not start: {err}")
     if not report.webgl:
@@ -206,12 +215,15 @@ def test_page_draws_in_headless_chromium(tmp_path, record_property):
     assert pixels.shape[:2] == (800, 1400)
     measured = report.measured
     assert measured["plotlyVersion"] == get_plotlyjs_version()  # the embedded copy ran
-    fractions = []
-    for left, top, right, bottom in measured["scenes"]:
-        bottom = min(bottom, measured["barsTop"])
+    fractions = {}
+    for title, (left, top, right, bottom) in zip(("Single", "Multi"), measured["scenes"]):
+        bottom = min(bottom, measured["barsTop"])  # the colour bars are not the plot
         assert right - left > 300 and bottom - top > 250, f"panel too small {where}: {measured}"
-        fractions.append(coloured_fraction(pixels[int(top):int(bottom), int(left):int(right)]))
-    print(f"\nscreenshot {screenshot}: coloured pixels per panel {fractions}")
-    # A panel that drew nothing (or only "WebGL is not supported" text) has none at all; the
-    # sample-sized panels here colour ~1% of their pixels.
-    assert min(fractions) > 0.003, f"a panel looks blank {where}: coloured fractions {fractions}"
+        panel = pixels[int(top):int(bottom), int(left):int(right)]
+        fractions[title] = {cmap: colour_map_fraction(panel, cmap) for cmap in (RIGHT_CMAP, LEFT_CMAP)}
+    print(f"\nscreenshot {screenshot}: pixels in each colour map per panel {fractions}")
+    # Both running directions drawn in both panels, each in its colour map. A blank panel (or one
+    # showing "WebGL is not supported") scores 0; these panels score ~0.4% (cool), ~0.2% (viridis).
+    for title, by_cmap in fractions.items():
+        for cmap, fraction in by_cmap.items():
+            assert fraction > 0.0005, f"{title}-buddy shows no {cmap} points {where}: {fractions}"

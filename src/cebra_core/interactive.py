@@ -53,7 +53,8 @@ def colorscale(cmap: str, steps: int = COLORSCALE_STEPS) -> list[list]:
 
 def _panels(rat: str, single: Mapping[str, tuple] | None, multi: Mapping[str, tuple] | None
             ) -> list[tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    panels = [(f"{label}-{rat}", _check_session(f"{label}-{rat}", data[rat]))
+    """[(label, (embedding, position, right))] of the rat's panels: Single, then Multi."""
+    panels = [(label, _check_session(f"{label}-{rat}", data[rat]))
               for label, data in (("Single", single), ("Multi", multi)) if data and rat in data]
     if not panels:
         raise ValueError(f"Nothing to plot for rat {rat!r}: it is in neither the single nor the multi embeddings.")
@@ -82,9 +83,9 @@ def plot_embeddings_3d(
     hi = max(float(np.max(v[1])) for v in everything)
 
     fig = make_subplots(rows=1, cols=len(panels), specs=[[{"type": "scene"}] * len(panels)],
-                        subplot_titles=[title for title, _ in panels], horizontal_spacing=0.02)
+                        subplot_titles=[f"{label}-{rat}" for label, _ in panels], horizontal_spacing=0.02)
     directions = (("right", RIGHT_CMAP, "coloraxis"), ("left", LEFT_CMAP, "coloraxis2"))
-    for col, (title, (emb, pos, right)) in enumerate(panels, start=1):
+    for col, (label, (emb, pos, right)) in enumerate(panels, start=1):
         keep = subsample(len(emb), max_points)
         emb, pos, right = emb[keep, :3].astype(np.float32), pos[keep].astype(np.float32), right[keep]
         seconds = (keep * bin_seconds).astype(np.float32)
@@ -94,7 +95,7 @@ def plot_embeddings_3d(
                 x=emb[mask, 0], y=emb[mask, 1], z=emb[mask, 2], mode="markers",
                 marker={"size": POINT_SIZE, "color": pos[mask], "coloraxis": axis, "line": {"width": 0}},
                 customdata=np.stack([seconds[mask], pos[mask]], axis=1),
-                hovertemplate=(f"<b>{rat}</b> ({title.split('-')[0].lower()})<br>"
+                hovertemplate=(f"<b>{rat}</b> ({label.lower()})<br>"
                                "time %{customdata[0]:.3f} s<br>position %{customdata[1]:.3f} m"
                                f"<extra>{direction}-running</extra>"),
                 name=f"{direction}-running", legendgroup=direction, showlegend=col == 1,
