@@ -138,3 +138,19 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/data/"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name the screenshots tests took (``record_property("screenshot", path)``), passed or not,
+    so that a CI log says where to look."""
+    paths = dict.fromkeys(
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for name, value in getattr(report, "user_properties", ())
+        if name == "screenshot"
+    )
+    if paths:
+        terminalreporter.write_sep("-", "screenshots")
+        for path in paths:
+            terminalreporter.write_line(path)

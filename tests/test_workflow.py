@@ -54,7 +54,8 @@ def test_dry_run_default_config(tmp_path):
     assert counts["decoding"] == 1 and counts["statistics"] == 1 and counts["plot_summary"] == 1
     assert "results/fits/fold0/seed0/multi_without/gatsby/model.pt" in proc.stdout
     assert "results/fits/all/seed0/multi/model.pt" in proc.stdout
-    assert counts["total"] == 32
+    assert counts["plot_embeddings_3d"] == 4  # one interactive page per rat
+    assert counts["total"] == 36
 
 
 def test_default_config_is_the_demo():
@@ -291,8 +292,14 @@ def check_sample_outputs(work):
 
     for figure in ("embeddings", "consistency", "loss", "summary", "new_session_gatsby"):
         assert_not_blank(work / f"results/figures/{figure}.png")
+    for rat in RATS:
+        page = work / f"results/figures/embeddings_3d/{rat}.html"
+        html = page.read_text()
+        assert f'<div id="embeddings-3d-{rat}"' in html and f"Single-{rat}" in html and f"Multi-{rat}" in html
+        assert '<script src="http' not in html and 3_000_000 < len(html) < 10_000_000
     report = (work / "report.html").read_text(errors="replace")
     assert len(report) > 100_000 and "Consistency of the embeddings across rats" in report
+    assert "Interactive version of the embedding figure" in report  # the pages are in the report
     assert "A new, unseen rat" in report and "new_session_gatsby.csv" in report and "statistics.csv" in report
 
     logs = sorted(p.relative_to(work / "logs").as_posix() for p in (work / "logs").rglob("*.log"))

@@ -78,7 +78,7 @@ def restricted_consistency(target: str, frames: Mapping[str, pd.DataFrame], *, b
     lo, hi = float(_position(test).min()), float(_position(test).max())
     everything = np.concatenate([_position(f) for f in frames.values()])
     width = (everything.max() - everything.min()) or 1.0
-    n_bins = max(3, int(round(bins * (hi - lo) / width)))
+    n_bins = max(3, int(round((bins - 1) * (hi - lo) / width)) + 1)  # bins edges: bins - 1 bins
     names = [target, *(n for n in frames if n != target)]
     parts = [test] + [f[(f["position"] >= lo) & (f["position"] <= hi)] for n, f in frames.items() if n != target]
     scores, pairs, _ = consistency_score(

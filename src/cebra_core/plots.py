@@ -23,6 +23,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the "3d" projection)
 
+from cebra_core.data import embedding_columns, split_sessions
+
 __all__ = [
     "consistency_matrix",
     "plot_consistency",
@@ -32,6 +34,7 @@ __all__ = [
     "plot_loss_curves",
     "plot_new_session",
     "plot_summary",
+    "embedding_panels",
     "save_figure",
 ]
 
@@ -373,3 +376,13 @@ def plot_summary(statistics: pd.DataFrame, sessions: Sequence[str]) -> Figure:
     right.set_title(f"Held-out decoding (test parts; mean ± sd of {n} fits)", fontsize=10)
     right.legend(frameon=False)
     return fig
+
+
+def embedding_panels(table: pd.DataFrame, sessions: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """{session: (first 3 embedding columns, position, right-running flag)} of an embedding table:
+    the panels of the embedding figures (static and interactive)."""
+    z = embedding_columns(table)[:3]
+    return {
+        name: (part[z].to_numpy(), part["position"].to_numpy(), (part["direction"] == "right").to_numpy())
+        for name, part in split_sessions(table, sessions).items()
+    }

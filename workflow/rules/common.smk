@@ -157,6 +157,7 @@ def final_targets():
         "results/tables/decoding.csv",
         "results/tables/statistics.csv",
     ]
+    targets += expand("results/figures/embeddings_3d/{session}.html", session=SESSIONS)
     if HELD_OUT is not None:
         targets += [
             f"results/tables/new_session_{HELD_OUT}.csv",

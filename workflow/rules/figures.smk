@@ -25,6 +25,30 @@ rule plot_embeddings:
         "../scripts/plot_embeddings.py"
 
 
+rule plot_embeddings_3d:
+    input:
+        single=f"results/alignment/seed{FIRST_SEED}/single.parquet",
+        multi=f"results/alignment/seed{FIRST_SEED}/multi.parquet",
+    output:
+        report(
+            "results/figures/embeddings_3d/{session}.html",
+            caption="../report/embeddings_3d.rst",
+            category="Embeddings",
+            subcategory="Interactive 3-D, one page per rat",
+            labels={"rat": "{session}"},
+        ),
+    log:
+        "logs/figures/embeddings_3d/{session}.log",
+    params:
+        sessions=SESSIONS,
+    group:
+        "post"
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/plot_embeddings_3d.py"
+
+
 rule plot_consistency:
     input:
         "results/tables/consistency.parquet",
