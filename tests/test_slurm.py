@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, effective_config, run_snakemake
+from test_workflow import fit_count
 
 sys.path.insert(0, str(REPO / "tests" / "slurm"))
 import onenode  # noqa: E402
@@ -35,6 +36,7 @@ REQUIRE = os.environ.get("CEBRA_REQUIRE_SLURM", "") not in ("", "0")
 PROFILE = REPO / "profiles" / "slurm"
 CI_PROFILE = REPO / "tests" / "slurm" / "profile"
 SAMPLE = REPO / "config" / "sample.yaml"
+SAMPLE_CONFIG = effective_config(SAMPLE)
 GPU_TYPE = "cigpu"           # the test node's GPU model (GRES type); the run asks for it by name
 RUN_TIMEOUT = 480            # seconds for the whole sample workflow on the test cluster
 SITE_VARS = ("CEBRA_SLURM_ACCOUNT", "CEBRA_SLURM_PARTITION", "CEBRA_SLURM_GPU_PARTITION",
@@ -115,7 +117,7 @@ def test_slurm_profile_dry_run(tmp_path, site):
     counts = job_counts(proc.stdout)
     fits = [res for rule, res in jobs if rule in GPU_RULES]
     light = [(rule, res) for rule, res in jobs if rule not in GPU_RULES and rule != "all"]
-    assert counts["fit_single"] == 4 and counts["fit_multi"] == 1
+    assert counts["fit"] == fit_count(SAMPLE_CONFIG) and counts["adapt_session"] == len(SAMPLE_CONFIG["seeds"])
     assert len(fits) == sum(counts.get(rule, 0) for rule in GPU_RULES) >= 5, jobs
     assert len(light) == counts["total"] - len(fits) - 1, jobs
     for res in fits:
@@ -143,7 +145,7 @@ def test_profile_gives_a_gpu_to_the_workflows_gpu_rules(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     workflow_gpu_rules = {rule for rule, res in job_resources(proc.stdout) if res.get("gpu") == "1"}
-    assert {"fit_single", "fit_multi"} <= workflow_gpu_rules
+    assert {"fit", "adapt_session"} <= workflow_gpu_rules
     assert GPU_RULES == workflow_gpu_rules
 
 

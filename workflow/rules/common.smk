@@ -17,8 +17,21 @@ KINDS = ["single", "multi"]
 # Splits: "all" (whole sessions: the notebook's fits and figures) and one per held-out fold.
 FOLDS = [f"fold{k}" for k in range(lookup(dpath="evaluation/folds", within=config))]
 SPLITS = ["all", *FOLDS]
-# The rules that train a model on a GPU when there is one (SLURM gives each one a GPU).
-GPU_RULES = ["fit", "adapt_session"]
+
+
+def _cap_cores_at_the_cpus():
+    """Run locally, never more threads at once than the CPUs this process may use (its affinity:
+    a laptop's cores, or a cluster job's allocation). `--cores 4` on 2 CPUs would otherwise run two
+    2-thread fits side by side, whose OpenMP threads spin against each other (4-7x slower)."""
+    cpus = len(os.sched_getaffinity(0))
+    cores = workflow.global_resources["_cores"].value
+    if workflow.local_exec and isinstance(cores, int) and cores > cpus:
+        logger.info(f"--cores {cores} is more than the {cpus} CPUs this machine gives the workflow: using {cpus}")
+        workflow.register_resource("_cores", cpus)  # Snakemake's own total of threads at once
+
+
+_cap_cores_at_the_cpus()
+
 
 
 def _check_sessions():
