@@ -10,17 +10,15 @@ pickle is opened at most once, and only after its checksum matched a known one.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cebra_core.download import PUBLISHED
+from cebra_core.files import atomic_output, md5sum
 
 LABEL_COLUMNS = ("position", "right", "left")
 NEURAL_KEYS = ("spikes", "neural")
@@ -31,30 +29,6 @@ SUFFIXES = (".jl", ".npz", ".parquet")
 
 class SessionError(ValueError):
     """A session file that cannot be used; the message names the file, the session and the problem."""
-
-
-def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex MD5 of a file, read in chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _fail(path, session, problem: str) -> SessionError:

@@ -9,7 +9,6 @@ CEBRA 0.6.1's ``cebra.plot_consistency`` (row = predictor, column = target, valu
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the "3d" projection)
+
+from cebra_core.files import atomic_output
 
 __all__ = [
     "consistency_matrix",
@@ -40,38 +41,22 @@ LEFT_CMAP = "viridis"
 _METADATA = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_figure(fig: Figure, path: str | os.PathLike, formats: Sequence[str] = ("png", "pdf"),
                 dpi: int = 200) -> list[Path]:
     """Write ``fig`` as ``path`` with each suffix in ``formats`` (default PNG + PDF), atomically.
 
     ``path`` may carry an image suffix or none: ``fig.png`` and ``fig`` both give fig.png + fig.pdf.
-
-    Each file is rendered to a temporary file in the target folder and moved into place with
-    ``os.replace``, so an interrupted job never leaves a half-written figure behind.
+    Each file goes through `cebra_core.files.atomic_output`, so an interrupted job never leaves a
+    half-written figure behind.
     """
     path = Path(path)
     image_suffixes = {"png", "pdf", "svg", "eps", "ps", "jpg", "jpeg", "tif", "tiff", *(f.lower() for f in formats)}
     base = path.with_suffix("") if path.suffix.lstrip(".").lower() in image_suffixes else path
-    base.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
         target = base.with_name(f"{base.name}.{fmt}")
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight", metadata=_METADATA.get(fmt))
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_output(target) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=_METADATA.get(fmt))
         written.append(target)
     return written
 

@@ -7,7 +7,6 @@ only read for the progress bar (every `PROGRESS_EVERY` steps) and at checkpoints
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,6 +14,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from cebra_core.files import atomic_output
 from cebra_core.loss import InfoNCE, infonce
 from cebra_core.model import Offset10Model, encode_windows, gather_windows
 from cebra_core.sampling import Batch
@@ -74,12 +74,9 @@ class Checkpoint:
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:
-    """torch.save to a temporary file beside `path`, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save through `atomic_output`: a crash or a full disk never leaves half a file."""
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train(
