@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cebra_core.simulate import RAT_SHAPES
+from cebra_core.simulate import MIN_BINS, RAT_SHAPES
 from conftest import REPO, run_snakemake, shared_file, snakemake_command, write_config
 
 SAMPLE = yaml.safe_load((REPO / "config/sample.yaml").read_text())
@@ -119,7 +119,7 @@ def sample_run(tmp_path_factory):
 
 
 def sample_length(rat: str) -> int:
-    return max(100, round(RAT_SHAPES[rat][0] * SAMPLE["data"]["simulate"]["scale"]))
+    return max(MIN_BINS, round(RAT_SHAPES[rat][0] * SAMPLE["data"]["simulate"]["scale"]))
 
 
 def check_embedding_table(table: pd.DataFrame, rats: list[str]):

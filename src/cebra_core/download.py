@@ -19,7 +19,8 @@ from cebra_core.files import atomic_output, md5sum
 
 DEFAULT_BASE_URL = "https://cebra.fra1.digitaloceanspaces.com/data/rat_hippocampus/"
 
-# name -> MD5 of the .jl.gz as published, MD5 of the extracted .jl, spikes shape (CEBRA 0.6.1).
+# name -> MD5 of the .jl.gz as published, MD5 of the extracted .jl, spikes shape (T, N) (CEBRA 0.6.1);
+# the simulator gives its rats these shapes.
 PUBLISHED: dict[str, dict] = {
     "achilles": {"gz_md5": "5d7b243e07b24c387e5412cd5ff46f0b", "jl_md5": "c52f9b55cbc23c66d57f3842214058b8", "shape": (10178, 120)},
     "buddy": {"gz_md5": "339290585be2188f48a176f05aaf5df6", "jl_md5": "36341322907708c466871bf04bc133c2", "shape": (6577, 48)},
