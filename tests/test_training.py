@@ -240,6 +240,33 @@ def test_multi_session_resume_after_interruption(tmp_path, monkeypatch):
         assert np.array_equal(resumed.transform(d.neural, session_id=i), full.transform(d.neural, session_id=i))
 
 
+class NotPlainData:
+    """An object torch.load(weights_only=True) refuses to unpickle."""
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not plain data", "not a checkpoint"])
+def test_corrupt_checkpoint_is_set_aside_and_the_fit_restarts(tmp_path, caplog, damage):
+    data = sessions()[0]
+    params = dict(batch_size=32, max_iterations=6, seed=5, checkpoint_every=3, device="cpu")
+    path = tmp_path / "fit.ckpt"
+    CEBRA(**dict(params, max_iterations=3), checkpoint_path=tmp_path / "real.ckpt").fit(data.neural, data.labels)
+    real = (tmp_path / "real.ckpt").read_bytes()
+    if damage == "truncated":
+        path.write_bytes(real[: len(real) // 2])
+    elif damage == "not plain data":
+        torch.save({"fingerprint": NotPlainData()}, path)
+    else:
+        torch.save({"weights": torch.zeros(3)}, path)
+    damaged = path.read_bytes()
+
+    with caplog.at_level("WARNING", logger="cebra_core.training"):
+        model = CEBRA(**params, checkpoint_path=path).fit(data.neural, data.labels)
+    assert (tmp_path / "fit.ckpt.corrupt").read_bytes() == damaged  # kept for a look, never unpickled
+    assert f"checkpoint {path} cannot be read" in caplog.text and "fit starts afresh" in caplog.text
+    assert np.array_equal(model.loss_history_, CEBRA(**params).fit(data.neural, data.labels).loss_history_)
+    assert torch.load(path, weights_only=True)["iteration"] == 6  # the new checkpoint
+
+
 def test_checkpoint_needs_a_seed(tmp_path):
     data = sessions()[0]
     with pytest.raises(ValueError, match="seed"):
