@@ -165,9 +165,9 @@ def test_new_session_bars(tmp_path):
     assert len({b.get_facecolor() for b in left.patches}) == 4
     png, pdf = save_figure(fig, tmp_path / "new_session.png")
     assert_real_image(png, pdf)
-    with pytest.raises(ValueError, match="No consistency scores for 'multi'"):
+    with pytest.raises(ValueError, match="no consistency scores for 'multi'"):
         plot_new_session({"multi": []}, {}, held_out="gatsby")
-    with pytest.raises(ValueError, match="No consistency scores given"):
+    with pytest.raises(ValueError, match="no consistency scores given"):
         plot_new_session({}, errors, held_out="gatsby")
 
 

@@ -77,14 +77,14 @@ def _clean_3d(ax) -> None:
 def _check_session(name: str, value) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unpack (embedding (T, >=3), position (T,), right (T,) bool) and validate lengths."""
     if len(value) != 3:
-        raise ValueError(f"{name}: expected (embedding, position, right), got {len(value)} items.")
+        raise ValueError(f"{name}: expected (embedding, position, right), got {len(value)} items")
     emb, pos, right = (np.asarray(v) for v in value)
     if emb.ndim != 2 or emb.shape[1] < 3:
-        raise ValueError(f"{name}: embedding must be (T, 3) or wider, got shape {emb.shape}.")
+        raise ValueError(f"{name}: embedding must be (T, 3) or wider, got shape {emb.shape}")
     if pos.ndim != 1 or right.ndim != 1 or not len(emb) == len(pos) == len(right):
         raise ValueError(
             f"{name}: embedding {emb.shape}, position {pos.shape} and right {right.shape} must be "
-            "(T, 3), (T,), (T,).")
+            "(T, 3), (T,), (T,)")
     return emb, pos, right.astype(bool)
 
 
@@ -116,7 +116,7 @@ def plot_embedding_grid(
     """
     rows = [(label, data) for label, data in (("Single", single), ("Multi", multi)) if data]
     if not rows:
-        raise ValueError("Nothing to plot: both single and multi are empty.")
+        raise ValueError("nothing to plot: both single and multi are empty")
     rats: list[str] = []
     for _, data in rows:
         rats += [r for r in data if r not in rats]
@@ -158,7 +158,7 @@ def _consistency_labels(scores: np.ndarray, pairs: np.ndarray, datasets: np.ndar
         return np.array(compared)
     raise ValueError(
         f"scores ({len(scores)}), datasets ({k}) and pairs ({len(pairs)}) do not fit together: "
-        "expected K*K - K scores for K datasets; pass the three outputs of consistency_score.")
+        "expected K*K - K scores for K datasets; pass the three outputs of consistency_score")
 
 
 def consistency_matrix(scores: npt.ArrayLike, pairs: npt.ArrayLike, datasets: npt.ArrayLike
@@ -171,7 +171,7 @@ def consistency_matrix(scores: npt.ArrayLike, pairs: npt.ArrayLike, datasets: np
     pairs = pairs.reshape(-1, 2)
     datasets = np.asarray(datasets).reshape(-1)
     if len(pairs) != len(scores):
-        raise ValueError(f"Got {len(scores)} scores but {len(pairs)} pairs; they must match one to one.")
+        raise ValueError(f"got {len(scores)} scores but {len(pairs)} pairs; they must match one to one")
     labels = _consistency_labels(scores, pairs, datasets)
     lookup = {tuple(p): v for p, v in zip(pairs.tolist(), scores)}
     mat = np.full((len(labels), len(labels)), np.nan)
@@ -179,7 +179,7 @@ def consistency_matrix(scores: npt.ArrayLike, pairs: npt.ArrayLike, datasets: np
         for j, b in enumerate(labels.tolist()):
             if i != j:
                 if (a, b) not in lookup:
-                    raise ValueError(f"No score for the pair ({a!r}, {b!r}).")
+                    raise ValueError(f"no score for the pair ({a!r}, {b!r})")
                 mat[i, j] = lookup[(a, b)]
     return mat * 100, labels
 
@@ -252,14 +252,14 @@ def plot_loss_curves(histories: Mapping[str, npt.ArrayLike], smooth: int | None 
                      ylabel: str = "InfoNCE loss") -> Figure:
     """Training loss per model vs iteration: raw values faint, a running mean over ``smooth`` steps on top."""
     if not histories:
-        raise ValueError("No loss histories given.")
+        raise ValueError("no loss histories given")
     fig = Figure(figsize=(6, 3.6), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     colors = sns.color_palette("colorblind", len(histories))
     for color, (name, values) in zip(colors, histories.items()):
         y = np.asarray(values, dtype=np.float64).reshape(-1)
         if y.size == 0:
-            raise ValueError(f"Loss history {name!r} is empty.")
+            raise ValueError(f"loss history {name!r} is empty")
         x = np.arange(1, len(y) + 1)
         if smooth and smooth > 1 and len(y) >= smooth:
             ax.plot(x, y, color=color, alpha=0.25, linewidth=0.6)
@@ -285,7 +285,7 @@ def plot_new_session(consistency: Mapping[str, Sequence[float]], decoding_error_
     its colour in both panels.
     """
     if not consistency:
-        raise ValueError("No consistency scores given.")
+        raise ValueError("no consistency scores given")
     kinds = list(dict.fromkeys([*consistency, *decoding_error_cm]))
     colors = dict(zip(kinds, sns.color_palette("colorblind", len(kinds))))
     fig = Figure(figsize=(4 + 1.1 * len(kinds), 3.8), dpi=100, layout="constrained")
@@ -294,7 +294,7 @@ def plot_new_session(consistency: Mapping[str, Sequence[float]], decoding_error_
     for i, (kind, values) in enumerate(consistency.items()):
         scores = 100 * np.asarray(values, dtype=np.float64).reshape(-1)
         if scores.size == 0:
-            raise ValueError(f"No consistency scores for {kind!r}.")
+            raise ValueError(f"no consistency scores for {kind!r}")
         mean = float(scores.mean())
         left.bar(i, mean, width=0.7, color=colors[kind], label=kind)
         left.scatter(i + rng.uniform(-0.18, 0.18, scores.size), scores, s=14, color="black", zorder=3, linewidths=0)
