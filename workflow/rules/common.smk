@@ -3,9 +3,33 @@
 import os
 import re
 
+import yaml
+
 from snakemake.utils import validate
 
 
+def _check_md5s():
+    """An MD5 that is not 32 hex digits gets its own message (the schema's would be a bare 'not valid under any of the given schemas')."""
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    found = []
+    for session, entry in (data.get("local") or {}).items():
+        if isinstance(entry, dict) and "md5" in entry:
+            found.append((f"data.local.{session}.md5", entry["md5"]))
+    for session, entry in ((data.get("download") or {}).get("checksums") or {}).items():
+        for key in ("gz_md5", "jl_md5"):
+            if isinstance(entry, dict) and key in entry:
+                found.append((f"data.download.checksums.{session}.{key}", entry[key]))
+    with open(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")) as handle:
+        pattern = yaml.safe_load(handle)["$defs"]["md5"]["pattern"]
+    for key, value in found:
+        if not (isinstance(value, str) and re.search(pattern, value)):
+            raise ValueError(
+                f"config: {key}: {value!r} is not an MD5 checksum: it must be 32 hexadecimal characters "
+                "(0-9, a-f), as `md5sum FILE` prints them"
+            )
+
+
+_check_md5s()
 validate(config, schema="../schemas/config.schema.yaml")
 
 SESSIONS = list(config["sessions"])
@@ -59,11 +83,24 @@ HELD_OUT = _held_out_session()
 
 
 def local_entry(session):
-    """{path, md5} of a local session; paths may use ~ and environment variables."""
+    """{path, md5} of a local session; paths may use ~ and environment variables (an unset one is an error)."""
     entry = config["data"]["local"][session]
     entry = {"path": entry} if isinstance(entry, str) else dict(entry)
-    entry["path"] = os.path.expanduser(os.path.expandvars(entry["path"]))
+    path = os.path.expanduser(os.path.expandvars(entry["path"]))
+    unset = re.search(r"\$\{?(\w+)\}?", path)
+    if unset:
+        raise ValueError(
+            f"config: data.local.{session}: the path {entry['path']!r} uses the environment variable "
+            f"{unset[1]}, which is not set; set it (export {unset[1]}=/path/to/the/folder) or write the path in full"
+        )
+    entry["path"] = path
     return entry
+
+
+if SOURCE == "local":  # at parse time: an unset variable is named here, not as a WildcardError later
+    for _session in SESSIONS:
+        if _session in config["data"].get("local", {}):
+            local_entry(_session)
 
 
 def session_file(wildcards):
@@ -111,6 +148,7 @@ def gpu_resources():
 
 def final_targets():
     targets = [
+        "results/data/checks.tsv",
         "results/figures/embeddings.png",
         "results/figures/consistency.png",
         "results/figures/loss.png",
