@@ -400,3 +400,16 @@ def test_bad_local_session_fails_with_a_clear_message(tmp_path):
     assert proc.returncode != 0
     assert f"session 'two' ({tmp_path / 'bad.npz'}): missing key(s) position or labels" in out
     assert not (tmp_path / "work/results/data/sessions/two.parquet").exists()
+
+
+@pytest.mark.parametrize("source", ["published", "simulate", "local"])
+def test_report_credits_the_published_data_only_when_used(source):
+    """The report's text (workflow/report/workflow.rst) as Snakemake renders it with the config."""
+    import jinja2
+
+    config = dict(DEFAULTS, data={"source": source})
+    text = jinja2.Template((REPO / "workflow/report/workflow.rst").read_text()).render(
+        snakemake=type("Snakemake", (), {"config": config}))
+    assert ("Grosmark & Buzsáki (2016)" in text) == (source == "published")
+    assert ("simulated place cells" in text) == (source == "simulate")
+    assert ("the\nuser's own session files" in text) == (source == "local")

@@ -34,6 +34,8 @@ __all__ = [
     "save_figure",
 ]
 
+CONSISTENCY_ROW_LABEL = "predictor (row)"
+CONSISTENCY_COLUMN_LABEL = "predicted (column): R² of the row's linear map"
 RIGHT_CMAP = "cool"
 LEFT_CMAP = "viridis"
 
@@ -239,21 +241,27 @@ def plot_consistency_comparison(
 ) -> Figure:
     """The demo's side-by-side consistency heatmaps; each of ``single``/``multi`` is ``(scores, pairs, ids)``.
 
-    Both panels share one colour scale (``vmin``..``vmax``, in %) so their shades compare.
+    Both panels share one colour scale (``vmin``..``vmax``, in %) so their shades compare. The axes
+    say which way a cell reads: the row's embedding predicts the column's.
     """
-    fig = Figure(figsize=(10, 4.4), dpi=100, layout="constrained")
+    fig = Figure(figsize=(10, 4.8), dpi=100, layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, (scores, pairs, ids), title in zip(axes, (single, multi), titles):
         plot_consistency(scores, pairs, ids, ax=ax, title=title, vmin=vmin, vmax=vmax)
+        ax.set_ylabel(CONSISTENCY_ROW_LABEL)
+        ax.set_xlabel(CONSISTENCY_COLUMN_LABEL)
     return fig
 
 
 def plot_loss_curves(histories: Mapping[str, npt.ArrayLike], smooth: int | None = 100,
-                     ylabel: str = "InfoNCE loss") -> Figure:
-    """Training loss per model vs iteration: raw values faint, a running mean over ``smooth`` steps on top."""
+                     ylabel: str = "InfoNCE loss", note: str | None = None) -> Figure:
+    """Training loss per model vs iteration: raw values faint, a running mean over ``smooth`` steps on top.
+
+    ``note``, if given, is printed under the axes (e.g. why curves sit at different heights).
+    """
     if not histories:
         raise ValueError("no loss histories given")
-    fig = Figure(figsize=(6, 3.6), dpi=100, layout="constrained")
+    fig = Figure(figsize=(8, 3.6), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     colors = sns.color_palette("colorblind", len(histories))
     for color, (name, values) in zip(colors, histories.items()):
@@ -270,7 +278,9 @@ def plot_loss_curves(histories: Mapping[str, npt.ArrayLike], smooth: int | None 
             ax.plot(x, y, color=color, linewidth=1.4, label=name)
     ax.set_xlabel("Iteration")
     ax.set_ylabel(ylabel)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves, never on them
+    if note:
+        fig.supxlabel(note, fontsize=8, color="0.3", wrap=True)
     sns.despine(ax=ax)
     return fig
 
