@@ -2,6 +2,7 @@
 
 import os
 import re
+import types
 
 import yaml
 
@@ -166,3 +167,24 @@ def final_targets():
             session=HELD_OUT,
         )
     return targets
+
+
+def session_needs():
+    """What the fits and analyses need of every session (cebra_core.checks.SessionNeeds), from the config."""
+    return {
+        "batch_size": config["cebra"]["batch_size"],
+        "time_offsets": config["cebra"]["time_offsets"],
+        "consistency_bins": config["analysis"]["consistency_bins"],
+        "decoding_neighbors": config["analysis"]["decoding_neighbors"],
+        "alignment_top_k": config["analysis"]["alignment_top_k"],
+        "train_fraction": 1 - config.get("evaluation", {}).get("test_fraction", 0.2),
+    }
+
+
+def session_sources():
+    """Where each session came from, as the checks' messages name it."""
+    if SOURCE == "simulate":
+        scale = config["data"]["simulate"]["scale"]
+        return {s: f"simulated, data.simulate.scale={scale}" for s in SESSIONS}
+    return {s: session_file(types.SimpleNamespace(session=s)) for s in SESSIONS}
+

@@ -2,8 +2,6 @@
 # verified), from the simulator (sample data), or from the user's own files; then every session
 # checked against what the fits and analyses need.
 
-import types
-
 
 if SOURCE == "published":
 
@@ -50,26 +48,6 @@ else:
             "../../envs/data.yaml"
         script:
             "../scripts/import_session.py"
-
-
-def session_needs():
-    """What the fits and analyses need of every session (cebra_core.checks.SessionNeeds), from the config."""
-    return {
-        "batch_size": config["cebra"]["batch_size"],
-        "time_offsets": config["cebra"]["time_offsets"],
-        "consistency_bins": config["analysis"]["consistency_bins"],
-        "decoding_neighbors": config["analysis"]["decoding_neighbors"],
-        "alignment_top_k": config["analysis"]["alignment_top_k"],
-        "train_fraction": 1 - config.get("evaluation", {}).get("test_fraction", 0.2),
-    }
-
-
-def session_sources():
-    """Where each session came from, as the checks' messages name it."""
-    if SOURCE == "simulate":
-        scale = config["data"].get("simulate", {}).get("scale", 1.0)
-        return {s: f"simulated, data.simulate.scale={scale}" for s in SESSIONS}
-    return {s: session_file(types.SimpleNamespace(session=s)) for s in SESSIONS}
 
 
 # Every session against what the fits and analyses need, before any fit (the fits take this
