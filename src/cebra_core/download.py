@@ -15,7 +15,7 @@ import shutil
 import zlib
 from pathlib import Path
 
-from cebra_core.files import atomic_output, md5sum
+from cebra_core.files import atomic_output, give_normal_mode, md5sum
 
 DEFAULT_BASE_URL = "https://cebra.fra1.digitaloceanspaces.com/data/rat_hippocampus/"
 
@@ -97,6 +97,7 @@ def fetch_session(
         ) from err
     except requests.exceptions.RequestException as err:
         raise DownloadError(f"{url}: download failed after {retries} tries ({err}). " + _advice(name, base_url)) from err
+    give_normal_mode(gz_path)  # pooch's temporary file was created 0600
 
     with atomic_output(dest) as tmp:
         try:

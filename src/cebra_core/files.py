@@ -39,6 +39,13 @@ def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def give_normal_mode(path: str | os.PathLike) -> None:
+    """Set the mode a new file gets (0666 less the umask) on a file another library made 0600 (mkstemp)."""
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def _says_disk_full(error: BaseException, folder: Path) -> bool:
     """ENOSPC anywhere in the exception chain, or (libraries that hide it) no free space left."""
     seen = error
