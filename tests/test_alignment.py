@@ -183,7 +183,7 @@ def test_errors():
     align = OrthogonalProcrustesAlignment()
     with pytest.raises(ValueError, match="call fit"):
         align.transform(data)
-    with pytest.raises(ValueError, match="Missing labels"):
+    with pytest.raises(ValueError, match="missing labels"):
         align.fit(ref, data)
     with pytest.raises(ValueError, match="both ref_label and label"):
         align.fit(ref, ref, ref_label=np.arange(50))

@@ -11,6 +11,7 @@ from cebra_core.data import (
     SessionError,
     atomic_output,
     embedding_frame,
+    frame_labels,
     load_session,
     md5sum,
     read_labels,
@@ -63,7 +64,7 @@ def test_npz(tmp_path):
     with pytest.raises(SessionError, match=r"session 'mouse' .*bad\.npz.*missing key\(s\) position or labels"):
         load_session(tmp_path / "bad.npz", session="mouse")
     np.savez(tmp_path / "obj.npz", spikes=np.array([neural, None], dtype=object), position=labels)
-    with pytest.raises(SessionError, match="without pickle"):
+    with pytest.raises(SessionError, match="holds object arrays, which only pickle can read; refused"):
         load_session(tmp_path / "obj.npz")
 
 
@@ -76,7 +77,15 @@ def test_npz(tmp_path):
         (lambda x, y: (np.where(np.arange(200)[:, None] == 17, np.nan, x), y), "NaN/inf .*time bin 17"),
         (lambda x, y: (x, np.where(np.arange(200)[:, None] == 3, np.inf, y)), "labels contain"),
         (lambda x, y: (x, np.column_stack([y[:, 0], y[:, 1] * 2, y[:, 2]])), "only 0 and 1"),
-        (lambda x, y: (x[:5], y[:5]), "at least 10 time bins"),
+        (lambda x, y: (x[:0], y[:0]), "has no time bins"),
+        (lambda x, y: (x, np.column_stack([y[:, 0], y[:, 1], np.where(np.arange(200) == 60, 1, y[:, 2])])),
+         r"flags must be one-hot \(right \+ left = 1 in every time bin\), but 0 bins have neither and 1 have both "
+         r"\(first at time bin 60\)"),
+        (lambda x, y: (x, np.column_stack([y[:, 0], np.zeros(200), np.zeros(200)])),
+         "200 bins have neither and 0 have both"),
+        (lambda x, y: (np.where(np.arange(200)[:, None] == 9, -1.0, x), y),
+         "spike counts and must not be negative: 7 negative values \\(first at time bin 9\\)"),
+        (lambda x, y: (np.zeros_like(x), y), "every spike count is zero \\(an all-silent session\\)"),
     ],
 )
 def test_bad_sessions_named_in_errors(tmp_path, change, message):
@@ -114,6 +123,41 @@ def test_jl_with_configured_md5(tmp_path):
         load_session(path, md5=md5sum(path))
 
 
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("text.npz", b"spikes,position\n1,2\n", r"not a \.npz archive \(a \.npz is a zip archive of arrays"),
+        ("empty.npz", b"", r"the file is empty \(0 bytes\)"),
+        ("damaged.npz", None, r"cannot be read as a \.npz archive \(BadZipFile: Bad CRC-32"),
+        ("corrupt.parquet", b"PAR1 this is not a parquet file PAR1", r"cannot be read as a parquet table \(ArrowInvalid: "),
+        ("empty.parquet", b"", r"cannot be read as a parquet table \("),
+    ],
+)
+def test_unreadable_files_get_one_line(tmp_path, name, content, message):
+    """Whatever numpy, zipfile or pyarrow raise: one line naming session, file and problem."""
+    path = tmp_path / name
+    if content is None:  # a real .npz with a few bytes of its array data overwritten
+        neural, labels = make_session()
+        np.savez(path, spikes=neural, position=labels)
+        data = bytearray(path.read_bytes())
+        data[400:410] = b"\xff" * 10
+        path.write_bytes(bytes(data))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(SessionError, match=message) as err:
+        load_session(path, session="rat7")
+    text = str(err.value)
+    assert text.startswith(f"session 'rat7' ({path}): ") and "\n" not in text
+
+
+def test_jl_with_the_right_md5_that_is_not_a_pickle(tmp_path):
+    path = tmp_path / "notes.jl"
+    path.write_text("these are my notes, not a pickle\n")
+    with pytest.raises(SessionError, match=r"its MD5 matches, but it cannot be read as a joblib pickle \(\w+: ") as err:
+        load_session(path, session="rat7", md5=md5sum(path))
+    assert str(err.value).startswith(f"session 'rat7' ({path}): ") and "\n" not in str(err.value)
+
+
 def test_other_problems(tmp_path):
     with pytest.raises(SessionError, match="file not found"):
         load_session(tmp_path / "none.npz", session="x")
@@ -137,10 +181,13 @@ def test_embedding_frame():
     _, labels = make_session(t=120)
     z = np.random.default_rng(0).normal(size=(120, 3))
     frame = embedding_frame("buddy", z, labels)
-    assert list(frame.columns) == ["session", "time", "z0", "z1", "z2", "position", "direction"]
-    assert frame["time"].tolist() == list(range(120))
+    assert list(frame.columns) == ["session", "time", "part", "z0", "z1", "z2", "position", "direction"]
+    assert frame["time"].tolist() == list(range(120)) and set(frame["part"]) == {"all"}
     assert set(frame["direction"]) == {"left", "right"}
     assert (frame["direction"] == "right").tolist() == (labels[:, 1] == 1).tolist()
+    np.testing.assert_array_equal(frame_labels(frame), labels.astype(np.float32))  # the labels come back from the table
+    parts = np.where(np.arange(120) < 96, "train", "test")
+    assert embedding_frame("buddy", z, labels, part=parts)["part"].tolist() == parts.tolist()
 
 
 def test_real_sessions():

@@ -6,6 +6,7 @@ the .jl inside is the published file and is checked against the published MD5.
 
 import gzip
 import hashlib
+import os
 import time
 
 import joblib
@@ -49,6 +50,10 @@ def test_good_file(tmp_path, file_server, buddy_gz):
     assert out == dest
     assert md5(dest.read_bytes()) == PUBLISHED["buddy"]["jl_md5"]
     assert leftovers(dest.parent) == ["buddy.jl", "buddy.jl.gz"]  # no partial files
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for path in (dest, dest.with_suffix(".jl.gz")):  # readable by the group and others, as any new file
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask
     x, y = load_session(dest)
     assert x.shape == (6577, 48) and y.shape == (6577, 3)
     # A second call reuses the verified .jl.gz instead of downloading it again.

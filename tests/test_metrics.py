@@ -117,7 +117,7 @@ def test_empty_bin_error_names_bin_and_dataset():
     gap = np.r_[np.linspace(0, 0.5, 400), np.linspace(1.0, 1.6, 400)]  # edges every 1.6 / 99
     full = np.linspace(0, 1.6, 800)
     # 0.5 lies in bin 31, so bin 34 is the first with nothing within 2 bins.
-    with pytest.raises(ValueError, match=r"Dataset 'buddy': label bin 34 of 99 .*no labels in \[0.501, 0.5818\)"):
+    with pytest.raises(ValueError, match=r"dataset 'buddy': label bin 34 of 99 .*no labels in \[0.501, 0.5818\)"):
         consistency_score([rng.normal(size=(800, 3)), rng.normal(size=(800, 3))], [full, gap], ["achilles", "buddy"])
 
 
@@ -125,7 +125,7 @@ def test_nan_rows_are_dropped_and_reported():
     embs, labels, _ = make_sessions(seed=5, lengths=(800, 900, 700))
     with_nan = [e.copy() for e in embs]
     with_nan[1][[3, 50, 51]] = np.nan
-    with pytest.warns(RuntimeWarning, match=r"Dataset 'b': dropped 3 of 900"):
+    with pytest.warns(RuntimeWarning, match=r"dataset 'b': dropped 3 of 900"):
         got = consistency_score(with_nan, labels, ["a", "b", "c"])[0]
     keep = np.ones(900, bool)
     keep[[3, 50, 51]] = False
@@ -163,7 +163,7 @@ def test_between_runs():
     assert scores[0] > 0.5 and abs(scores[1]) < 0.05
     bad = [r.copy() for r in runs]
     bad[2][10] = np.nan
-    with pytest.warns(RuntimeWarning, match="Dropped 1 of 500"):
+    with pytest.warns(RuntimeWarning, match="dropped 1 of 500"):
         consistency_score(bad, between="runs")
     with pytest.raises(ValueError, match="equal length"):
         consistency_score([base, base[:400]], between="runs")
@@ -175,9 +175,9 @@ def test_between_runs():
 
 def test_bad_input_errors():
     embs, labels, _ = make_sessions(lengths=(400, 500))
-    with pytest.raises(ValueError, match=r"Dataset 'b' \(index 1\): embedding has 500 rows but labels have 499"):
+    with pytest.raises(ValueError, match=r"dataset 'b' \(index 1\): embedding has 500 rows but labels have 499"):
         consistency_score(embs, [labels[0], labels[1][:-1]], ["a", "b"])
-    with pytest.raises(ValueError, match=r"Dataset 'a' \(index 0\): labels must be 1-D, got shape \(400, 3\)"):
+    with pytest.raises(ValueError, match=r"dataset 'a' \(index 0\): labels must be 1-D, got shape \(400, 3\)"):
         consistency_score(embs, [np.c_[labels[0], labels[0], labels[0]], labels[1]], ["a", "b"])
     with pytest.raises(ValueError, match="at least two embeddings"):
         consistency_score(embs[:1], labels[:1])

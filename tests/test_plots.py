@@ -123,6 +123,9 @@ def test_consistency_comparison_figure(tmp_path, sessions):
     fig = plot_consistency_comparison(*res)
     heatmaps = [ax for ax in fig.axes if ax.images]
     assert [ax.get_title() for ax in heatmaps] == ["single animal", "multi-animal"]
+    for ax in heatmaps:  # which way a cell reads: the row predicts the column
+        assert ax.get_ylabel() == "predictor (row)"
+        assert ax.get_xlabel() == "predicted (column): R² of the row's linear map"
     for ax, (scores, _, _) in zip(heatmaps, res):
         assert sorted(t.get_text() for t in ax.texts) == sorted(f"{100 * s:.1f}" for s in scores)
         assert ax.images[0].get_clim() == (0.0, 100.0)
@@ -134,7 +137,8 @@ def test_loss_curves(tmp_path):
     rng = np.random.default_rng(1)
     hist = {"single-achilles": 6 + np.exp(-np.arange(2000) / 300) + rng.normal(0, 0.05, 2000),
             "multi-session": 7.8 + np.exp(-np.arange(2000) / 300) + rng.normal(0, 0.05, 2000)}
-    fig = plot_loss_curves(hist)
+    fig = plot_loss_curves(hist, note="multi sits higher: 4 × 512 negatives")
+    assert fig.get_supxlabel() == "multi sits higher: 4 × 512 negatives"
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == list(hist)
     assert ax.get_xlabel() == "Iteration" and ax.get_ylabel() == "InfoNCE loss"
@@ -165,9 +169,9 @@ def test_new_session_bars(tmp_path):
     assert len({b.get_facecolor() for b in left.patches}) == 4
     png, pdf = save_figure(fig, tmp_path / "new_session.png")
     assert_real_image(png, pdf)
-    with pytest.raises(ValueError, match="No consistency scores for 'multi'"):
+    with pytest.raises(ValueError, match="no consistency scores for 'multi'"):
         plot_new_session({"multi": []}, {}, held_out="gatsby")
-    with pytest.raises(ValueError, match="No consistency scores given"):
+    with pytest.raises(ValueError, match="no consistency scores given"):
         plot_new_session({}, errors, held_out="gatsby")
 
 

@@ -212,16 +212,18 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, monkeypatch):
     _assert_same_fit(again, uninterrupted, data)
     monkeypatch.undo()
 
-    # a checkpoint of another fit is refused, never silently resumed
-    other = dict(RESUME_PARAMS, learning_rate=2e-3)
-    with pytest.raises(ValueError, match="belongs to a fit with other parameters or data"):
-        CEBRA(**other, checkpoint_path=path).fit(data.neural, data.labels)
-    with pytest.raises(ValueError, match="belongs to a fit with other parameters or data"):
-        CEBRA(**RESUME_PARAMS, checkpoint_path=path).fit(data.neural + 1, data.labels)
+    # a checkpoint of another fit is never resumed: it is set aside (.stale) and the fit starts afresh
     labels = data.labels.copy()
     labels[7, 0] += 0.01
-    with pytest.raises(ValueError, match="belongs to a fit with other parameters or data"):
-        CEBRA(**RESUME_PARAMS, checkpoint_path=path).fit(data.neural, labels)
+    for params, neural, y in ((dict(RESUME_PARAMS, learning_rate=2e-3), data.neural, data.labels),
+                              (RESUME_PARAMS, data.neural + 1, data.labels), (RESUME_PARAMS, data.neural, labels)):
+        CEBRA(**RESUME_PARAMS, checkpoint_path=path).fit(data.neural, data.labels)  # the finished checkpoint
+        steps = _count_steps(monkeypatch)
+        other = CEBRA(**params, checkpoint_path=path).fit(neural, y)
+        assert len(steps) == params["max_iterations"]  # a full fit, not a resume
+        monkeypatch.undo()
+        _assert_same_fit(other, CEBRA(**params).fit(neural, y), data)
+        assert path.with_name(path.name + ".stale").is_file()
 
 
 def test_multi_session_resume_after_interruption(tmp_path, monkeypatch):
@@ -238,6 +240,33 @@ def test_multi_session_resume_after_interruption(tmp_path, monkeypatch):
     assert np.array_equal(resumed.loss_history_, full.loss_history_)
     for i, d in enumerate(data):
         assert np.array_equal(resumed.transform(d.neural, session_id=i), full.transform(d.neural, session_id=i))
+
+
+class NotPlainData:
+    """An object torch.load(weights_only=True) refuses to unpickle."""
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not plain data", "not a checkpoint"])
+def test_corrupt_checkpoint_is_set_aside_and_the_fit_restarts(tmp_path, caplog, damage):
+    data = sessions()[0]
+    params = dict(batch_size=32, max_iterations=6, seed=5, checkpoint_every=3, device="cpu")
+    path = tmp_path / "fit.ckpt"
+    CEBRA(**dict(params, max_iterations=3), checkpoint_path=tmp_path / "real.ckpt").fit(data.neural, data.labels)
+    real = (tmp_path / "real.ckpt").read_bytes()
+    if damage == "truncated":
+        path.write_bytes(real[: len(real) // 2])
+    elif damage == "not plain data":
+        torch.save({"fingerprint": NotPlainData()}, path)
+    else:
+        torch.save({"weights": torch.zeros(3)}, path)
+    damaged = path.read_bytes()
+
+    with caplog.at_level("WARNING", logger="cebra_core.training"):
+        model = CEBRA(**params, checkpoint_path=path).fit(data.neural, data.labels)
+    assert (tmp_path / "fit.ckpt.corrupt").read_bytes() == damaged  # kept for a look, never unpickled
+    assert f"checkpoint {path} cannot be read" in caplog.text and "fit starts afresh" in caplog.text
+    assert np.array_equal(model.loss_history_, CEBRA(**params).fit(data.neural, data.labels).loss_history_)
+    assert torch.load(path, weights_only=True)["iteration"] == 6  # the new checkpoint
 
 
 def test_checkpoint_needs_a_seed(tmp_path):

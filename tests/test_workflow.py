@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cebra_core.simulate import RAT_SHAPES
+from cebra_core.simulate import MIN_BINS, RAT_SHAPES
 from conftest import REPO, effective_config, run_snakemake, shared_file, snakemake_command, write_config
 
 SAMPLE = effective_config(REPO / "config/sample.yaml")
@@ -55,7 +55,8 @@ def test_dry_run_default_config(tmp_path):
     assert "results/fits/fold0/seed0/multi_without/gatsby/model.pt" in proc.stdout
     assert "results/fits/all/seed0/multi/model.pt" in proc.stdout
     assert counts["plot_embeddings_3d"] == 4  # one interactive page per rat
-    assert counts["total"] == 36
+    assert counts["check_sessions"] == 1
+    assert counts["total"] == 37
 
 
 def test_default_config_is_the_demo():
@@ -117,6 +118,9 @@ def test_gpu_config_declares_gpu_resource(tmp_path):
         ({"colour": "blue"}, "colour"),
         ({"new_session": {"iterations": 0}}, "iterations"),
         ({"new_session": {"held_out": True}}, "held_out"),
+        # the figures plot three dimensions: 2-D is refused here, not after every fit (the schema's
+        # description, which says so, is printed with the error)
+        ({"cebra": {"output_dimension": 2}}, "Failed validating 'minimum' in schema['properties']['cebra']['properties']['output_dimension']"),
     ],
 )
 def test_bad_config_rejected_by_schema(tmp_path, override, message):
@@ -125,6 +129,36 @@ def test_bad_config_rejected_by_schema(tmp_path, override, message):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Error validating config file" in out and message in out
+
+
+@pytest.mark.parametrize(
+    "local, message",
+    [
+        ({"achilles": "/data/a.npz", "buddy": {"path": "/data/b.jl", "md5": "abc123"}},
+         "config: data.local.buddy.md5: 'abc123' is not an MD5 checksum: it must be 32 hexadecimal characters"),
+        ({"achilles": "${CEBRA_TEST_UNSET}/a.npz", "buddy": "/data/b.npz"},
+         "config: data.local.achilles: the path '${CEBRA_TEST_UNSET}/a.npz' uses the environment variable "
+         "CEBRA_TEST_UNSET, which is not set; set it (export CEBRA_TEST_UNSET=/path/to/the/folder)"),
+    ],
+)
+def test_bad_local_config_named_at_parse_time(tmp_path, monkeypatch, local, message):
+    """Before any job: an MD5 that is not one, and a path whose environment variable is unset
+    (was a bare schema error and Snakemake's WildcardError)."""
+    monkeypatch.delenv("CEBRA_TEST_UNSET", raising=False)
+    config = write_config(tmp_path / "local.yaml", base=None, sessions=["achilles", "buddy"],
+                          data={"source": "local", "local": local})
+    proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=config, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and message in out
+    assert "WildcardError" not in out and "is not valid under any of the given schemas" not in out
+
+
+def test_example_config_names_the_unset_variable(tmp_path, monkeypatch):
+    """The README's local example without CEBRA_SHARED_DATA set."""
+    monkeypatch.delenv("CEBRA_SHARED_DATA", raising=False)
+    proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=REPO / "config/local.example.yaml", check=False)
+    assert proc.returncode != 0
+    assert "uses the environment variable CEBRA_SHARED_DATA, which is not set" in proc.stdout + proc.stderr
 
 
 def test_sessions_must_fit_the_source(tmp_path):
@@ -168,7 +202,7 @@ def sample_run(tmp_path_factory):
 
 
 def sample_length(rat: str) -> int:
-    return max(100, round(RAT_SHAPES[rat][0] * SAMPLE["data"]["simulate"]["scale"]))
+    return max(MIN_BINS, round(RAT_SHAPES[rat][0] * SAMPLE["data"]["simulate"]["scale"]))
 
 
 def check_embedding_table(table: pd.DataFrame, rats: list[str], parts: set[str] = {"all"}):
@@ -419,6 +453,41 @@ def test_real_data_smoke(tmp_path):
         assert_not_blank(work / f"results/figures/{figure}.png")
 
 
+def test_sessions_checked_before_any_fit(tmp_path):
+    """A 12-row session (decoding failed after every fit) and a batch larger than a session
+    (effectively hung): the check job names both, one line each."""
+    rng = np.random.default_rng(0)
+    paths = {}
+    for name, length in (("long", 600), ("tiny", 12)):
+        labels = np.column_stack([np.linspace(0, 1.6, length), np.ones(length), np.zeros(length)])
+        np.savez(tmp_path / f"{name}.npz", spikes=rng.poisson(0.5, (length, 9)), position=labels)
+        paths[name] = str(tmp_path / f"{name}.npz")
+    config = write_config(tmp_path / "local.yaml", base="local.example.yaml", sessions=["long", "tiny"],
+                          data={"local": paths}, cebra={"batch_size": 512})
+    proc = run_snakemake(tmp_path / "work", "results/data/checks.tsv", configfile=config, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert (f"session 'tiny' ({paths['tiny']}): cebra.batch_size=512 is more than the session's 12 time bins" in out)
+    assert (f"session 'tiny' ({paths['tiny']}): the position decoder is fitted on the first 9 of its 12 time bins "
+            "(evaluation.test_fraction=0.2)" in out)
+    assert "session 'long'" not in out and not (tmp_path / "work/results/data/checks.tsv").exists()
+
+
+def test_fits_wait_for_the_session_checks(tmp_path):
+    """Every fit depends on results/data/checks.tsv (adapt_session through its fit), through
+    ancient(): a changed analysis key reruns the check, never a fit."""
+    proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=REPO / "config/sample.yaml")
+    fits = [block for block in proc.stdout.split("\n\n") if re.search(r"rule fit:", block)]
+    assert len(fits) == fit_count(SAMPLE) and all("results/data/checks.tsv" in block for block in fits)
+    quick = write_config(tmp_path / "quick.yaml", cebra={"max_iterations": 5, "checkpoint_every": 5})
+    run_snakemake(tmp_path / "work", "results/fits/all/seed0/single/buddy/model.pt", configfile=quick)
+    changed = write_config(tmp_path / "changed.yaml", cebra={"max_iterations": 5, "checkpoint_every": 5},
+                           analysis={"decoding_neighbors": 20})
+    proc = run_snakemake(tmp_path / "work", "--dry-run", "results/fits/all/seed0/single/buddy/model.pt", configfile=changed)
+    counts = job_counts(proc.stdout)  # the check is rerun for the changed key, the fit is not
+    assert counts == {"check_sessions": 1, "total": 1}, proc.stdout
+
+
 def test_bad_local_session_fails_with_a_clear_message(tmp_path):
     rng = np.random.default_rng(0)
     good = {"spikes": rng.poisson(0.2, (300, 9)), "position": np.column_stack(
@@ -432,3 +501,16 @@ def test_bad_local_session_fails_with_a_clear_message(tmp_path):
     assert proc.returncode != 0
     assert f"session 'two' ({tmp_path / 'bad.npz'}): missing key(s) position or labels" in out
     assert not (tmp_path / "work/results/data/sessions/two.parquet").exists()
+
+
+@pytest.mark.parametrize("source", ["published", "simulate", "local"])
+def test_report_credits_the_published_data_only_when_used(source):
+    """The report's text (workflow/report/workflow.rst) as Snakemake renders it with the config."""
+    import jinja2
+
+    config = dict(DEFAULTS, data={"source": source})
+    text = jinja2.Template((REPO / "workflow/report/workflow.rst").read_text()).render(
+        snakemake=type("Snakemake", (), {"config": config}))
+    assert ("Grosmark & Buzsáki (2016)" in text) == (source == "published")
+    assert ("simulated place cells" in text) == (source == "simulate")
+    assert ("the\nuser's own session files" in text) == (source == "local")

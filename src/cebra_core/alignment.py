@@ -31,7 +31,7 @@ def _as_2d(array: npt.ArrayLike, name: str) -> np.ndarray:
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
-        raise ValueError(f"{name} must be 1-D or 2-D, got shape {array.shape}.")
+        raise ValueError(f"{name} must be 1-D or 2-D, got shape {array.shape}")
     return array
 
 
@@ -76,7 +76,7 @@ def nearest_label_indices(label: npt.ArrayLike, ref_label: npt.ArrayLike, top_k:
     ref_label = _as_2d(ref_label, "ref_label")
     n_ref = len(ref_label)
     if not 1 <= top_k <= n_ref:
-        raise ValueError(f"top_k must be between 1 and the {n_ref} reference rows, got {top_k}.")
+        raise ValueError(f"top_k must be between 1 and the {n_ref} reference rows, got {top_k}")
     label64 = label.astype(np.float64)
     tree = cKDTree(ref_label.astype(np.float64))
     slack = _rounding_slack(label, ref_label)
@@ -129,35 +129,35 @@ class OrthogonalProcrustesAlignment:
         if ref_label is None and label is None:
             if len(ref_data) != len(data):
                 raise ValueError(
-                    "Missing labels: ref_data has "
+                    "missing labels: ref_data has "
                     f"{len(ref_data)} rows and data has {len(data)}; without labels they can only "
-                    "be aligned row by row, so give ref_label and label.")
+                    "be aligned row by row, so give ref_label and label")
             # Same number of rows and no labels: rows are already matched in time.
             ref_label = label = np.arange(len(data))[:, None]
         elif ref_label is None or label is None:
             raise ValueError(
-                "Missing labels: give both ref_label and label, or neither "
+                "missing labels: give both ref_label and label, or neither "
                 f"(got ref_label={'None' if ref_label is None else 'set'}, "
-                f"label={'None' if label is None else 'set'}).")
+                f"label={'None' if label is None else 'set'})")
         ref_label = _as_2d(ref_label, "ref_label")
         label = _as_2d(label, "label")
 
         if len(ref_data) < self.top_k:
-            raise ValueError(f"ref_data needs at least top_k={self.top_k} rows, got {len(ref_data)}.")
+            raise ValueError(f"ref_data needs at least top_k={self.top_k} rows, got {len(ref_data)}")
         if len(ref_data) != len(ref_label):
-            raise ValueError(f"ref_data has {len(ref_data)} rows but ref_label has {len(ref_label)}.")
+            raise ValueError(f"ref_data has {len(ref_data)} rows but ref_label has {len(ref_label)}")
         if len(data) != len(label):
-            raise ValueError(f"data has {len(data)} rows but label has {len(label)}.")
+            raise ValueError(f"data has {len(data)} rows but label has {len(label)}")
         if ref_label.shape[1] != label.shape[1]:
             raise ValueError(
-                f"ref_label has {ref_label.shape[1]} columns but label has {label.shape[1]}.")
+                f"ref_label has {ref_label.shape[1]} columns but label has {label.shape[1]}")
         if data.shape[1] != ref_data.shape[1]:
             raise ValueError(
                 f"data has {data.shape[1]} features but ref_data has {ref_data.shape[1]}; "
-                "they must match to be aligned.")
+                "they must match to be aligned")
         for name, arr in (("ref_data", ref_data), ("data", data), ("ref_label", ref_label), ("label", label)):
             if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} contains NaN or inf ({int((~np.isfinite(arr)).any(1).sum())} rows).")
+                raise ValueError(f"{name} contains NaN or inf ({int((~np.isfinite(arr)).any(1).sum())} rows)")
 
         target_idx = nearest_label_indices(label, ref_label, self.top_k)  # (n, k)
         k = self.top_k
@@ -168,11 +168,11 @@ class OrthogonalProcrustesAlignment:
         if self.subsample is not None and self.subsample > n_pairs:
             warnings.warn(
                 f"subsample={self.subsample} is larger than the {n_pairs} matched pairs; "
-                "ignoring it and using all pairs (as CEBRA does).", stacklevel=2)
+                "ignoring it and using all pairs (as CEBRA does)", stacklevel=2)
         if self.subsample is not None and self.subsample <= n_pairs:
             if self.subsample < 1000:
                 warnings.warn(
-                    "subsample < 1000 is experimental in CEBRA; subsample=None uses all pairs.",
+                    "subsample < 1000 is experimental in CEBRA; subsample=None uses all pairs",
                     stacklevel=2)
             # Same draw as CEBRA (global numpy RNG, with replacement) over the n*k pair rows.
             idc = np.random.choice(n_pairs, self.subsample)
@@ -195,12 +195,12 @@ class OrthogonalProcrustesAlignment:
     def transform(self, data: npt.ArrayLike) -> np.ndarray:
         """Return ``data @ rotation_`` (float32 input stays float32)."""
         if self.rotation_ is None:
-            raise ValueError("OrthogonalProcrustesAlignment is not fitted: call fit() first.")
+            raise ValueError("OrthogonalProcrustesAlignment is not fitted: call fit() first")
         data = _as_2d(data, "data")
         if data.shape[1] != self.rotation_.shape[0]:
             raise ValueError(
                 f"data has {data.shape[1]} features but the alignment was fitted on "
-                f"{self.rotation_.shape[0]}.")
+                f"{self.rotation_.shape[0]}")
         out_dtype = np.result_type(data.dtype, np.float32)
         return (data @ self.rotation_).astype(out_dtype, copy=False)
 
@@ -227,13 +227,13 @@ def align_to_reference(
     """
     names = list(embeddings)
     if not names:
-        raise ValueError("No embeddings given.")
+        raise ValueError("no embeddings given")
     reference = names[0] if reference is None else reference
     if reference not in embeddings:
-        raise ValueError(f"Reference {reference!r} is not among the embeddings {names}.")
+        raise ValueError(f"reference {reference!r} is not among the embeddings {names}")
     missing = [n for n in names if n not in labels]
     if missing:
-        raise ValueError(f"No labels given for {missing}.")
+        raise ValueError(f"no labels given for {missing}")
     ref = np.asarray(embeddings[reference])
     out: dict[str, np.ndarray] = {}
     for name in names:

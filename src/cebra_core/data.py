@@ -10,51 +10,25 @@ pickle is opened at most once, and only after its checksum matched a known one.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cebra_core.download import PUBLISHED
+from cebra_core.files import atomic_output, md5sum
 
 LABEL_COLUMNS = ("position", "right", "left")
 NEURAL_KEYS = ("spikes", "neural")
 LABEL_KEYS = ("position", "labels")
-MIN_SAMPLES = 10  # one offset10 window
 SUFFIXES = (".jl", ".npz", ".parquet", ".nwb")
 
 
 class SessionError(ValueError):
     """A session file that cannot be used; the message names the file, the session and the problem."""
-
-
-def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex MD5 of a file, read in chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _fail(path, session, problem: str) -> SessionError:
@@ -79,8 +53,8 @@ def validate_session(
             source, session,
             f"neural data has {len(neural)} time bins but labels have {len(labels)}",
         )
-    if len(neural) < MIN_SAMPLES:
-        raise _fail(source, session, f"needs at least {MIN_SAMPLES} time bins, got {len(neural)}")
+    if len(neural) == 0:  # long enough for the model and the analysis: cebra_core.checks
+        raise _fail(source, session, "has no time bins")
     if neural.shape[1] < 1:
         raise _fail(source, session, "has no neurons")
     for name, array in (("neural data", neural), ("labels", labels)):
@@ -93,9 +67,30 @@ def validate_session(
                 source, session,
                 f"{name} contain {int(bad.sum())} NaN/inf values (first at time bin {row})",
             )
+    negative = neural < 0
+    if negative.any():
+        row = int(np.argwhere(negative)[0][0])
+        raise _fail(
+            source, session,
+            f"neural data are spike counts and must not be negative: {int(negative.sum())} negative values "
+            f"(first at time bin {row})",
+        )
+    if not neural.any():
+        raise _fail(source, session, "every spike count is zero (an all-silent session): there is nothing to learn from")
     flags = labels[:, 1:]
     if not np.isin(flags, (0, 1)).all():
         raise _fail(source, session, "the right/left flag columns must contain only 0 and 1")
+    # One-hot: every time bin is either right-running or left-running (the direction of the
+    # last run through a pause), never both, never neither; see README, "Your own sessions".
+    not_one_hot = flags.sum(axis=1) != 1
+    if not_one_hot.any():
+        both = int((flags.sum(axis=1) == 2).sum())
+        row = int(np.argmax(not_one_hot))
+        raise _fail(
+            source, session,
+            f"the right/left flags must be one-hot (right + left = 1 in every time bin), but "
+            f"{int(not_one_hot.sum()) - both} bins have neither and {both} have both (first at time bin {row})",
+        )
     return neural.astype(np.float32), labels.astype(np.float32)
 
 
@@ -124,15 +119,31 @@ def _load_jl(path: Path, session: str, md5: str | None) -> tuple[np.ndarray, np.
         )
     import joblib  # only here, after verification
 
-    return _from_mapping(joblib.load(path), path, session)
+    try:
+        contents = joblib.load(path)
+    except Exception as err:  # its MD5 matched, but it is not a (complete) joblib pickle
+        raise _fail(path, session, f"its MD5 matches, but it cannot be read as a joblib pickle ({_reason(err)})") from None
+    return _from_mapping(contents, path, session)
+
+
+def _reason(error: BaseException) -> str:
+    """A library's exception as one short line: its type and the first line of its message."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def _load_npz(path: Path, session: str) -> tuple[np.ndarray, np.ndarray]:
+    if path.stat().st_size == 0:
+        raise _fail(path, session, "the file is empty (0 bytes); a .npz is a zip archive of arrays")
+    if not zipfile.is_zipfile(path):
+        raise _fail(path, session, "not a .npz archive (a .npz is a zip archive of arrays, as np.savez writes it)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             contents = {key: archive[key] for key in archive.files}
-    except ValueError as err:  # object arrays need pickle: refused
-        raise _fail(path, session, f"cannot be read without pickle ({err})") from err
+    except ValueError:  # object arrays need pickle: refused
+        raise _fail(path, session, "holds object arrays, which only pickle can read; refused (save plain numeric arrays)") from None
+    except Exception as err:  # a damaged archive
+        raise _fail(path, session, f"cannot be read as a .npz archive ({_reason(err)})") from None
     return _from_mapping(contents, path, session)
 
 
@@ -182,7 +193,10 @@ def read_session(path: str | os.PathLike, session: str | None = None) -> tuple[n
     """Read a parquet session table: (neural (T, N) float32, labels (T, 3) float32)."""
     path = Path(path)
     session = session or path.stem
-    frame = pd.read_parquet(path)
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as err:  # pyarrow's ArrowInvalid, OSError, ...: name the file and say so in one line
+        raise _fail(path, session, f"cannot be read as a parquet table ({_reason(err)})") from None
     missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
     neural_cols = [c for c in frame.columns if c.startswith("n") and c[1:].isdigit()]
     if missing or not neural_cols:

@@ -37,15 +37,15 @@ def _check_pair(embedding: npt.ArrayLike, position: npt.ArrayLike, name: str) ->
     emb = np.asarray(embedding, dtype=np.float64)
     pos = np.asarray(position, dtype=np.float64)
     if emb.ndim != 2:
-        raise ValueError(f"{name}: embedding must be 2-D (samples, dims), got shape {emb.shape}.")
+        raise ValueError(f"{name}: embedding must be 2-D (samples, dims), got shape {emb.shape}")
     if pos.ndim == 2 and pos.shape[1] == 1:
         pos = pos[:, 0]
     if pos.ndim != 1:
-        raise ValueError(f"{name}: position must be 1-D, got shape {pos.shape}; pass labels[:, 0].")
+        raise ValueError(f"{name}: position must be 1-D, got shape {pos.shape}; pass labels[:, 0]")
     if len(emb) != len(pos):
-        raise ValueError(f"{name}: embedding has {len(emb)} rows but position has {len(pos)}.")
+        raise ValueError(f"{name}: embedding has {len(emb)} rows but position has {len(pos)}")
     if not (np.all(np.isfinite(emb)) and np.all(np.isfinite(pos))):
-        raise ValueError(f"{name}: embedding or position contains NaN or inf.")
+        raise ValueError(f"{name}: embedding or position contains NaN or inf")
     return emb, pos
 
 
@@ -63,11 +63,11 @@ def _prepare(x: np.ndarray, metric: str) -> np.ndarray:
     if metric == "cosine":
         norm = np.linalg.norm(x, axis=1, keepdims=True)
         if np.any(norm == 0):
-            raise ValueError("cosine metric: the embedding has an all-zero row.")
+            raise ValueError("cosine metric: the embedding has an all-zero row")
         return x / norm
     if metric == "euclidean":
         return x
-    raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}.")
+    raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
 
 
 def knn_predict(
@@ -82,11 +82,11 @@ def knn_predict(
     test = _prepare(np.asarray(test_embedding, dtype=np.float64), metric)
     target = np.asarray(train_target, dtype=np.float64)
     if n_neighbors < 1:
-        raise ValueError(f"n_neighbors must be at least 1, got {n_neighbors}.")
+        raise ValueError(f"n_neighbors must be at least 1, got {n_neighbors}")
     if n_neighbors > len(train):
-        raise ValueError(f"n_neighbors={n_neighbors} exceeds the {len(train)} training samples.")
+        raise ValueError(f"n_neighbors={n_neighbors} exceeds the {len(train)} training samples")
     if train.shape[1] != test.shape[1]:
-        raise ValueError(f"train embedding has {train.shape[1]} dims but test has {test.shape[1]}.")
+        raise ValueError(f"train embedding has {train.shape[1]} dims but test has {test.shape[1]}")
     _, idx = cKDTree(train).query(test, k=n_neighbors)
     idx = np.asarray(idx).reshape(len(test), n_neighbors)
     return target[idx].mean(axis=1)
@@ -117,12 +117,12 @@ def knn_decode(
     """
     emb, pos = _check_pair(embedding, position, "knn_decode")
     if not 0 < train_fraction < 1:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}.")
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
     split = int(len(emb) * train_fraction)
     if split < n_neighbors or split == len(emb):
         raise ValueError(
             f"A {train_fraction:.0%} split of {len(emb)} samples leaves {split} training and "
-            f"{len(emb) - split} test samples; need at least n_neighbors={n_neighbors} and 1.")
+            f"{len(emb) - split} test samples; need at least n_neighbors={n_neighbors} and 1")
     pred = knn_predict(emb[:split], pos[:split], emb[split:], n_neighbors, metric)
     return _score(pos[split:], pred, split, cm_per_unit)
 
@@ -164,12 +164,12 @@ def pooled_decode(
     """
     if len(train_embeddings) != len(train_positions) or not train_embeddings:
         raise ValueError(
-            f"Got {len(train_embeddings)} training embeddings and {len(train_positions)} positions; "
-            "need one position per embedding, at least one.")
+            f"got {len(train_embeddings)} training embeddings and {len(train_positions)} positions; "
+            "need one position per embedding, at least one")
     pairs = [_check_pair(e, p, f"train {i}") for i, (e, p) in enumerate(zip(train_embeddings, train_positions))]
     emb, pos = _check_pair(test_embedding, test_position, "test")
     if not 0 <= train_fraction < 1:
-        raise ValueError(f"train_fraction must be in [0, 1), got {train_fraction}.")
+        raise ValueError(f"train_fraction must be in [0, 1), got {train_fraction}")
     split = int(len(emb) * train_fraction)
     return cross_decode(np.concatenate([e for e, _ in pairs]), np.concatenate([p for _, p in pairs]),
                         emb[split:], pos[split:], n_neighbors=n_neighbors, metric=metric, cm_per_unit=cm_per_unit)
@@ -189,7 +189,7 @@ def cross_decode_table(
     names = list(embeddings)
     missing = [n for n in names if n not in positions]
     if missing:
-        raise ValueError(f"No positions given for {missing}.")
+        raise ValueError(f"no positions given for {missing}")
     rows = []
     for a in names:
         for b in names:

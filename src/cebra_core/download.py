@@ -9,16 +9,18 @@ must match the published ``.jl`` MD5 before it is renamed into place. Nothing he
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import os
 import shutil
-import tempfile
+import zlib
 from pathlib import Path
+
+from cebra_core.files import atomic_output, give_normal_mode, md5sum
 
 DEFAULT_BASE_URL = "https://cebra.fra1.digitaloceanspaces.com/data/rat_hippocampus/"
 
-# name -> MD5 of the .jl.gz as published, MD5 of the extracted .jl, spikes shape (CEBRA 0.6.1).
+# name -> MD5 of the .jl.gz as published, MD5 of the extracted .jl, spikes shape (T, N) (CEBRA 0.6.1);
+# the simulator gives its rats these shapes.
 PUBLISHED: dict[str, dict] = {
     "achilles": {"gz_md5": "5d7b243e07b24c387e5412cd5ff46f0b", "jl_md5": "c52f9b55cbc23c66d57f3842214058b8", "shape": (10178, 120)},
     "buddy": {"gz_md5": "339290585be2188f48a176f05aaf5df6", "jl_md5": "36341322907708c466871bf04bc133c2", "shape": (6577, 48)},
@@ -37,14 +39,6 @@ log = logging.getLogger(__name__)
 
 class DownloadError(RuntimeError):
     """A session could not be fetched and verified; the message says what to do."""
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _advice(name: str, base_url: str) -> str:
@@ -103,26 +97,20 @@ def fetch_session(
         ) from err
     except requests.exceptions.RequestException as err:
         raise DownloadError(f"{url}: download failed after {retries} tries ({err}). " + _advice(name, base_url)) from err
+    give_normal_mode(gz_path)  # pooch's temporary file was created 0600
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
+    with atomic_output(dest) as tmp:
         try:
             with gzip.open(gz_path, "rb") as src, open(tmp, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
-        except (OSError, EOFError) as err:
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
             raise DownloadError(f"{gz_path}: not a valid gzip file ({err})") from err
-        actual = _md5(tmp)
+        actual = md5sum(tmp)
         if actual != jl_md5:
             gz_path.unlink(missing_ok=True)  # its content is wrong: do not reuse it
             raise DownloadError(
                 f"{name}.jl extracted from {url} has MD5 {actual}, expected {jl_md5}; it was deleted "
                 "without being opened. " + _advice(name, base_url)
             )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("verified %s (md5 %s)", dest, jl_md5)
     return dest

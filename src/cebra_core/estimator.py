@@ -21,6 +21,8 @@ import torch
 from cebra_core.adaptation import adaptation_step, new_session_encoder, window_embedding_table
 from cebra_core.loss import SUPPORTED_DISTANCES
 from cebra_core.model import (
+    OFFSET_LEFT,
+    OFFSET_RIGHT,
     RECEPTIVE_FIELD,
     SUPPORTED_ARCHITECTURES,
     Offset10Model,
@@ -332,9 +334,10 @@ class CEBRA:
         if batch_size is None or X.shape[0] <= 2 * batch_size:
             return embed_sequence(encoder, x).cpu().numpy()
         # contiguous chunks with a halo; equal to the unbatched result (edges replicate-padded once)
-        padded = torch.nn.functional.pad(x.T[None], (5, 4), mode="replicate")[0].T
+        left, right = OFFSET_LEFT, OFFSET_RIGHT - 1  # samples before / after the centre of a window
+        padded = torch.nn.functional.pad(x.T[None], (left, right), mode="replicate")[0].T
         chunks = [
-            embed_sequence(encoder, padded[start : min(start + batch_size, X.shape[0]) + 9])[5:-4]
+            embed_sequence(encoder, padded[start : min(start + batch_size, X.shape[0]) + left + right])[left:-right]
             for start in range(0, X.shape[0], batch_size)
         ]
         return torch.cat(chunks).cpu().numpy()

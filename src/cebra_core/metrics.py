@@ -15,7 +15,15 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["bin_embedding", "consistency_score", "linear_r2"]
+__all__ = ["EmptyBinError", "bin_embedding", "consistency_score", "linear_r2"]
+
+
+class EmptyBinError(ValueError):
+    """A label bin with no samples near it; ``problem`` says which, without the dataset's name."""
+
+    def __init__(self, message: str, problem: str):
+        super().__init__(message)
+        self.problem = problem
 
 
 def linear_r2(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
@@ -70,15 +78,16 @@ def bin_embedding(
         else:
             edges = np.linspace(lo, hi, n_bins)
             win_lo, win_hi = edges[max(k - 3, 0)], edges[min(k + 2, n_bins - 1)]
-            raise ValueError(
-                f"Dataset {name!r}: label bin {k} of {n_bins - 1} ([{edges[k - 1]:.4g}, {edges[k]:.4g})) "
-                f"is empty even after the ±2-bin fallback: no labels in [{win_lo:.4g}, {win_hi:.4g}). "
-                f"Its labels span [{label.min():.4g}, {label.max():.4g}] of the common range "
-                f"[{lo:.4g}, {hi:.4g}]; use fewer bins or leave this dataset out.")
+            problem = (
+                f"label bin {k} of {n_bins - 1} ([{edges[k - 1]:.4g}, {edges[k]:.4g})) is empty even after the "
+                f"±2-bin fallback: no labels in [{win_lo:.4g}, {win_hi:.4g}); its labels span "
+                f"[{label.min():.4g}, {label.max():.4g}] of the common range [{lo:.4g}, {hi:.4g}]"
+            )
+            raise EmptyBinError(f"dataset {name!r}: {problem}; use fewer bins or leave this dataset out", problem)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     if np.any(norms == 0):
         k = int(np.flatnonzero(norms[:, 0] == 0)[0]) + 1
-        raise ValueError(f"Dataset {name!r}: the mean embedding of label bin {k} is zero; cannot normalise it.")
+        raise ValueError(f"dataset {name!r}: the mean embedding of label bin {k} is zero; cannot normalise it")
     return out / norms
 
 
@@ -87,7 +96,7 @@ def _drop_nan_rows(embedding: np.ndarray, label: np.ndarray, name: object) -> tu
     bad = np.isnan(embedding).any(axis=1)
     if bad.any():
         warnings.warn(
-            f"Dataset {name!r}: dropped {int(bad.sum())} of {len(embedding)} embedding rows containing NaN.",
+            f"dataset {name!r}: dropped {int(bad.sum())} of {len(embedding)} embedding rows containing NaN",
             RuntimeWarning, stacklevel=3)
         embedding = embedding[~bad]
         label = label[~bad]
@@ -132,29 +141,29 @@ def consistency_score(
     NaN embedding rows are dropped with a warning (in "runs", jointly across runs).
     """
     if between not in ("datasets", "runs"):
-        raise ValueError(f"between must be 'datasets' or 'runs', got {between!r}.")
+        raise ValueError(f"between must be 'datasets' or 'runs', got {between!r}")
     if len(embeddings) < 2:
-        raise ValueError(f"Need at least two embeddings to compare, got {len(embeddings)}.")
+        raise ValueError(f"need at least two embeddings to compare, got {len(embeddings)}")
     embs = [np.asarray(e) for e in embeddings]
     for i, e in enumerate(embs):
         if e.ndim != 2:
-            raise ValueError(f"Embedding {i} must be 2-D (samples, dims), got shape {e.shape}.")
+            raise ValueError(f"embedding {i} must be 2-D (samples, dims), got shape {e.shape}")
 
     if between == "runs":
         if labels is not None:
-            raise ValueError("between='runs' compares runs of one session row by row: give no labels.")
+            raise ValueError("between='runs' compares runs of one session row by row: give no labels")
         if dataset_ids is not None:
-            raise ValueError("between='runs' takes no dataset_ids: all embeddings come from one session.")
+            raise ValueError("between='runs' takes no dataset_ids: all embeddings come from one session")
         lengths = {len(e) for e in embs}
         if len(lengths) != 1:
             raise ValueError(
                 f"between='runs' needs embeddings of equal length (same session), got lengths "
-                f"{[len(e) for e in embs]}; use between='datasets' with labels for different sessions.")
+                f"{[len(e) for e in embs]}; use between='datasets' with labels for different sessions")
         bad = np.zeros(len(embs[0]), dtype=bool)
         for e in embs:
             bad |= np.isnan(e).any(axis=1)
         if bad.any():
-            warnings.warn(f"Dropped {int(bad.sum())} of {len(bad)} time points where some run's embedding is NaN.",
+            warnings.warn(f"dropped {int(bad.sum())} of {len(bad)} time points where some run's embedding is NaN",
                           RuntimeWarning, stacklevel=2)
             embs = [e[~bad] for e in embs]
         run_ids = np.arange(len(embs))
@@ -163,31 +172,31 @@ def consistency_score(
 
     # between == "datasets"
     if labels is None:
-        raise ValueError("between='datasets' needs labels: one 1-D label array per embedding.")
+        raise ValueError("between='datasets' needs labels: one 1-D label array per embedding")
     if len(labels) != len(embs):
-        raise ValueError(f"Got {len(embs)} embeddings but {len(labels)} label arrays; need one per embedding.")
+        raise ValueError(f"got {len(embs)} embeddings but {len(labels)} label arrays; need one per embedding")
     ids = list(range(len(embs))) if dataset_ids is None else list(dataset_ids)
     if len(ids) != len(embs):
-        raise ValueError(f"Got {len(embs)} embeddings but {len(ids)} dataset_ids.")
+        raise ValueError(f"got {len(embs)} embeddings but {len(ids)} dataset_ids")
     if len(set(ids)) < 2:
-        raise ValueError(f"Need at least two different datasets to compare, got dataset_ids {ids}.")
+        raise ValueError(f"need at least two different datasets to compare, got dataset_ids {ids}")
     if num_discretization_bins < 2:
-        raise ValueError(f"num_discretization_bins must be at least 2, got {num_discretization_bins}.")
+        raise ValueError(f"num_discretization_bins must be at least 2, got {num_discretization_bins}")
 
     labs = []
     for i, (e, lab) in enumerate(zip(embs, labels)):
         lab = np.asarray(lab)
         if lab.ndim != 1:
             raise ValueError(
-                f"Dataset {ids[i]!r} (index {i}): labels must be 1-D, got shape {lab.shape}; "
-                "pass a single column, e.g. the position labels[:, 0].")
+                f"dataset {ids[i]!r} (index {i}): labels must be 1-D, got shape {lab.shape}; "
+                "pass a single column, e.g. the position labels[:, 0]")
         if len(lab) != len(e):
             raise ValueError(
-                f"Dataset {ids[i]!r} (index {i}): embedding has {len(e)} rows but labels have {len(lab)}.")
+                f"dataset {ids[i]!r} (index {i}): embedding has {len(e)} rows but labels have {len(lab)}")
         if not np.issubdtype(lab.dtype, np.number) or np.issubdtype(lab.dtype, np.complexfloating):
-            raise ValueError(f"Dataset {ids[i]!r} (index {i}): labels must be real numbers, got dtype {lab.dtype}.")
+            raise ValueError(f"dataset {ids[i]!r} (index {i}): labels must be real numbers, got dtype {lab.dtype}")
         if not np.all(np.isfinite(lab)):
-            raise ValueError(f"Dataset {ids[i]!r} (index {i}): labels contain NaN or inf.")
+            raise ValueError(f"dataset {ids[i]!r} (index {i}): labels contain NaN or inf")
         labs.append(lab)
 
     # Common bin edges from all labels of all datasets (before dropping NaN rows, as CEBRA).
@@ -197,7 +206,7 @@ def consistency_score(
     for i, (e, lab) in enumerate(zip(embs, labs)):
         e, lab = _drop_nan_rows(e, lab, ids[i])
         if len(e) == 0:
-            raise ValueError(f"Dataset {ids[i]!r} (index {i}): no rows left after dropping NaN rows.")
+            raise ValueError(f"dataset {ids[i]!r} (index {i}): no rows left after dropping NaN rows")
         binned.append(bin_embedding(e.astype(np.float64), lab, lo, hi, num_discretization_bins, name=ids[i]))
 
     scores, pairs = _pairwise_scores(binned, ids)

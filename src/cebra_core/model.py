@@ -16,9 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-RECEPTIVE_FIELD = 10
-OFFSET_LEFT = 5  # samples before the centre; the window of sample i is i-5 ... i+4
-OFFSET_RIGHT = 5  # counts the centre sample, as CEBRA's Offset(5, 5) does
+FIRST_KERNEL = 2  # the first Conv1d's kernel size
+BLOCK_KERNEL = 3  # kernel size of each residual block and of the output Conv1d
+NUM_BLOCKS = 3
+# Each Conv1d of kernel k shortens the sequence by k - 1: one output needs this many input samples.
+RECEPTIVE_FIELD = 1 + (FIRST_KERNEL - 1) + (NUM_BLOCKS + 1) * (BLOCK_KERNEL - 1)  # 10
+OFFSET_LEFT = RECEPTIVE_FIELD // 2  # samples before the centre; the window of sample i is i-5 ... i+4
+OFFSET_RIGHT = RECEPTIVE_FIELD - OFFSET_LEFT  # counts the centre sample, as CEBRA's Offset(5, 5) does
 SUPPORTED_ARCHITECTURES = ("offset10-model",)
 
 
@@ -47,13 +51,11 @@ class Offset10Model(nn.Module):
         super().__init__()
         self.num_input = num_neurons
         self.num_output = num_output
-        self.net = nn.Sequential(
-            nn.Conv1d(num_neurons, num_units, 2),
+        self.net = nn.Sequential(  # CEBRA's layer order, so the state dict keys match (net.0, net.2.module.0, ...)
+            nn.Conv1d(num_neurons, num_units, FIRST_KERNEL),
             nn.GELU(),
-            _Skip(nn.Conv1d(num_units, num_units, 3), nn.GELU()),
-            _Skip(nn.Conv1d(num_units, num_units, 3), nn.GELU()),
-            _Skip(nn.Conv1d(num_units, num_units, 3), nn.GELU()),
-            nn.Conv1d(num_units, num_output, 3),
+            *(_Skip(nn.Conv1d(num_units, num_units, BLOCK_KERNEL), nn.GELU()) for _ in range(NUM_BLOCKS)),
+            nn.Conv1d(num_units, num_output, BLOCK_KERNEL),
             _Norm(),
         )
 
@@ -67,11 +69,11 @@ class Offset10Model(nn.Module):
 
     @property
     def residual_layers(self) -> list[nn.Conv1d]:
-        return [self.net[i].module[0] for i in (2, 3, 4)]
+        return [block.module[0] for block in self.net if isinstance(block, _Skip)]
 
     @property
     def output_layer(self) -> nn.Conv1d:
-        return self.net[5]
+        return [layer for layer in self.net if isinstance(layer, nn.Conv1d)][-1]
 
 
 def build_models(num_neurons: list[int], num_units: int, num_output: int, seed: int) -> list[Offset10Model]:
@@ -129,7 +131,7 @@ def encode_windows(models: list[Offset10Model], windows: list[torch.Tensor]) -> 
     """
     # the first layer differs in width per session; the later ones are batched over sessions
     h = torch.stack([F.gelu(_session_conv(w[None], [m.first_layer])[0]) for m, w in zip(models, windows)])
-    for layer in range(3):  # h: (S, L, M, H), L = 9, 7, 5
+    for layer in range(NUM_BLOCKS):  # h: (S, L, M, H), L = 9, 7, 5
         h = h[:, 1:-1] + F.gelu(_session_conv(h, [m.residual_layers[layer] for m in models]))
     z = _session_conv(h, [m.output_layer for m in models])[:, 0]
     return z / z.norm(dim=-1, keepdim=True)

@@ -9,7 +9,6 @@ CEBRA 0.6.1's ``cebra.plot_consistency`` (row = predictor, column = target, valu
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the "3d" projection)
 
 from cebra_core.data import embedding_columns, split_sessions
+from cebra_core.files import atomic_output
 
 __all__ = [
     "consistency_matrix",
@@ -38,6 +38,8 @@ __all__ = [
     "save_figure",
 ]
 
+CONSISTENCY_ROW_LABEL = "predictor (row)"
+CONSISTENCY_COLUMN_LABEL = "predicted (column): R² of the row's linear map"
 RIGHT_CMAP = "cool"
 LEFT_CMAP = "viridis"
 
@@ -45,38 +47,22 @@ LEFT_CMAP = "viridis"
 _METADATA = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_figure(fig: Figure, path: str | os.PathLike, formats: Sequence[str] = ("png", "pdf"),
                 dpi: int = 200) -> list[Path]:
     """Write ``fig`` as ``path`` with each suffix in ``formats`` (default PNG + PDF), atomically.
 
     ``path`` may carry an image suffix or none: ``fig.png`` and ``fig`` both give fig.png + fig.pdf.
-
-    Each file is rendered to a temporary file in the target folder and moved into place with
-    ``os.replace``, so an interrupted job never leaves a half-written figure behind.
+    Each file goes through `cebra_core.files.atomic_output`, so an interrupted job never leaves a
+    half-written figure behind.
     """
     path = Path(path)
     image_suffixes = {"png", "pdf", "svg", "eps", "ps", "jpg", "jpeg", "tif", "tiff", *(f.lower() for f in formats)}
     base = path.with_suffix("") if path.suffix.lstrip(".").lower() in image_suffixes else path
-    base.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
         target = base.with_name(f"{base.name}.{fmt}")
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight", metadata=_METADATA.get(fmt))
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_output(target) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=_METADATA.get(fmt))
         written.append(target)
     return written
 
@@ -97,14 +83,14 @@ def _clean_3d(ax) -> None:
 def _check_session(name: str, value) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unpack (embedding (T, >=3), position (T,), right (T,) bool) and validate lengths."""
     if len(value) != 3:
-        raise ValueError(f"{name}: expected (embedding, position, right), got {len(value)} items.")
+        raise ValueError(f"{name}: expected (embedding, position, right), got {len(value)} items")
     emb, pos, right = (np.asarray(v) for v in value)
     if emb.ndim != 2 or emb.shape[1] < 3:
-        raise ValueError(f"{name}: embedding must be (T, 3) or wider, got shape {emb.shape}.")
+        raise ValueError(f"{name}: embedding must be (T, 3) or wider, got shape {emb.shape}")
     if pos.ndim != 1 or right.ndim != 1 or not len(emb) == len(pos) == len(right):
         raise ValueError(
             f"{name}: embedding {emb.shape}, position {pos.shape} and right {right.shape} must be "
-            "(T, 3), (T,), (T,).")
+            "(T, 3), (T,), (T,)")
     return emb, pos, right.astype(bool)
 
 
@@ -136,7 +122,7 @@ def plot_embedding_grid(
     """
     rows = [(label, data) for label, data in (("Single", single), ("Multi", multi)) if data]
     if not rows:
-        raise ValueError("Nothing to plot: both single and multi are empty.")
+        raise ValueError("nothing to plot: both single and multi are empty")
     rats: list[str] = []
     for _, data in rows:
         rats += [r for r in data if r not in rats]
@@ -178,7 +164,7 @@ def _consistency_labels(scores: np.ndarray, pairs: np.ndarray, datasets: np.ndar
         return np.array(compared)
     raise ValueError(
         f"scores ({len(scores)}), datasets ({k}) and pairs ({len(pairs)}) do not fit together: "
-        "expected K*K - K scores for K datasets; pass the three outputs of consistency_score.")
+        "expected K*K - K scores for K datasets; pass the three outputs of consistency_score")
 
 
 def consistency_matrix(scores: npt.ArrayLike, pairs: npt.ArrayLike, datasets: npt.ArrayLike
@@ -191,7 +177,7 @@ def consistency_matrix(scores: npt.ArrayLike, pairs: npt.ArrayLike, datasets: np
     pairs = pairs.reshape(-1, 2)
     datasets = np.asarray(datasets).reshape(-1)
     if len(pairs) != len(scores):
-        raise ValueError(f"Got {len(scores)} scores but {len(pairs)} pairs; they must match one to one.")
+        raise ValueError(f"got {len(scores)} scores but {len(pairs)} pairs; they must match one to one")
     labels = _consistency_labels(scores, pairs, datasets)
     lookup = {tuple(p): v for p, v in zip(pairs.tolist(), scores)}
     mat = np.full((len(labels), len(labels)), np.nan)
@@ -199,7 +185,7 @@ def consistency_matrix(scores: npt.ArrayLike, pairs: npt.ArrayLike, datasets: np
         for j, b in enumerate(labels.tolist()):
             if i != j:
                 if (a, b) not in lookup:
-                    raise ValueError(f"No score for the pair ({a!r}, {b!r}).")
+                    raise ValueError(f"no score for the pair ({a!r}, {b!r})")
                 mat[i, j] = lookup[(a, b)]
     return mat * 100, labels
 
@@ -259,27 +245,33 @@ def plot_consistency_comparison(
 ) -> Figure:
     """The demo's side-by-side consistency heatmaps; each of ``single``/``multi`` is ``(scores, pairs, ids)``.
 
-    Both panels share one colour scale (``vmin``..``vmax``, in %) so their shades compare.
+    Both panels share one colour scale (``vmin``..``vmax``, in %) so their shades compare. The axes
+    say which way a cell reads: the row's embedding predicts the column's.
     """
-    fig = Figure(figsize=(10, 4.4), dpi=100, layout="constrained")
+    fig = Figure(figsize=(10, 4.8), dpi=100, layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, (scores, pairs, ids), title in zip(axes, (single, multi), titles):
         plot_consistency(scores, pairs, ids, ax=ax, title=title, vmin=vmin, vmax=vmax)
+        ax.set_ylabel(CONSISTENCY_ROW_LABEL)
+        ax.set_xlabel(CONSISTENCY_COLUMN_LABEL)
     return fig
 
 
 def plot_loss_curves(histories: Mapping[str, npt.ArrayLike], smooth: int | None = 100,
-                     ylabel: str = "InfoNCE loss") -> Figure:
-    """Training loss per model vs iteration: raw values faint, a running mean over ``smooth`` steps on top."""
+                     ylabel: str = "InfoNCE loss", note: str | None = None) -> Figure:
+    """Training loss per model vs iteration: raw values faint, a running mean over ``smooth`` steps on top.
+
+    ``note``, if given, is printed under the axes (e.g. why curves sit at different heights).
+    """
     if not histories:
-        raise ValueError("No loss histories given.")
-    fig = Figure(figsize=(6, 3.6), dpi=100, layout="constrained")
+        raise ValueError("no loss histories given")
+    fig = Figure(figsize=(8, 3.6), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     colors = sns.color_palette("colorblind", len(histories))
     for color, (name, values) in zip(colors, histories.items()):
         y = np.asarray(values, dtype=np.float64).reshape(-1)
         if y.size == 0:
-            raise ValueError(f"Loss history {name!r} is empty.")
+            raise ValueError(f"loss history {name!r} is empty")
         x = np.arange(1, len(y) + 1)
         if smooth and smooth > 1 and len(y) >= smooth:
             ax.plot(x, y, color=color, alpha=0.25, linewidth=0.6)
@@ -290,7 +282,9 @@ def plot_loss_curves(histories: Mapping[str, npt.ArrayLike], smooth: int | None 
             ax.plot(x, y, color=color, linewidth=1.4, label=name)
     ax.set_xlabel("Iteration")
     ax.set_ylabel(ylabel)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves, never on them
+    if note:
+        fig.supxlabel(note, fontsize=8, color="0.3", wrap=True)
     sns.despine(ax=ax)
     return fig
 
@@ -305,7 +299,7 @@ def plot_new_session(consistency: Mapping[str, Sequence[float]], decoding_error_
     its colour in both panels.
     """
     if not consistency:
-        raise ValueError("No consistency scores given.")
+        raise ValueError("no consistency scores given")
     kinds = list(dict.fromkeys([*consistency, *decoding_error_cm]))
     colors = dict(zip(kinds, sns.color_palette("colorblind", len(kinds))))
     fig = Figure(figsize=(4 + 1.1 * len(kinds), 3.8), dpi=100, layout="constrained")
@@ -314,7 +308,7 @@ def plot_new_session(consistency: Mapping[str, Sequence[float]], decoding_error_
     for i, (kind, values) in enumerate(consistency.items()):
         scores = 100 * np.asarray(values, dtype=np.float64).reshape(-1)
         if scores.size == 0:
-            raise ValueError(f"No consistency scores for {kind!r}.")
+            raise ValueError(f"no consistency scores for {kind!r}")
         mean = float(scores.mean())
         left.bar(i, mean, width=0.7, color=colors[kind], label=kind)
         left.scatter(i + rng.uniform(-0.18, 0.18, scores.size), scores, s=14, color="black", zorder=3, linewidths=0)

@@ -12,15 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RAT_SHAPES: dict[str, tuple[int, int]] = {
-    "achilles": (10178, 120),
-    "buddy": (6577, 48),
-    "cicero": (47431, 55),
-    "gatsby": (17026, 66),
-}
+from cebra_core.download import PUBLISHED
+
+RAT_SHAPES: dict[str, tuple[int, int]] = {name: rat["shape"] for name, rat in PUBLISHED.items()}  # (T, N)
 TRACK_LENGTH = 1.6  # m
 BIN_SECONDS = 0.025
-MIN_BINS = 100
+MIN_BINS = 100  # the shortest session simulated, whatever the scale (a few laps)
 RIGHT, LEFT, BOTH = 0, 1, 2
 
 

@@ -7,7 +7,7 @@ only read for the progress bar (every `PROGRESS_EVERY` steps) and at checkpoints
 
 from __future__ import annotations
 
-import os
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,12 +15,16 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from cebra_core.files import atomic_output
 from cebra_core.loss import InfoNCE, infonce
 from cebra_core.model import Offset10Model, encode_windows, gather_windows
 from cebra_core.sampling import Batch
 
 PROGRESS_EVERY = 50
 LOG_COLUMNS = ("pos", "neg", "total")
+CHECKPOINT_KEYS = {"fingerprint", "iteration", "models", "optimizer", "generator", "log"}
+
+logger = logging.getLogger(__name__)
 
 
 def contrastive_step(
@@ -50,7 +54,7 @@ class Checkpoint:
     fingerprint: str
 
     def save(self, iteration: int, models, optimizer, generator: torch.Generator, log: torch.Tensor) -> None:
-        state = {
+        state = {  # the keys of CHECKPOINT_KEYS
             "fingerprint": self.fingerprint,
             "iteration": iteration,
             "models": [m.state_dict() for m in models],
@@ -61,25 +65,43 @@ class Checkpoint:
         atomic_torch_save(state, self.path)
 
     def load(self) -> dict | None:
-        """The saved state, or None if there is none; a checkpoint of another fit is an error."""
+        """The saved state, or None if there is none, it is unreadable or it belongs to another fit.
+
+        An unreadable checkpoint (truncated, damaged, not a plain-tensor file) is renamed to
+        ``<name>.corrupt`` and the fit starts afresh; it is never loaded with ``weights_only=False``.
+        A checkpoint of a fit with other parameters or data (the config changed while a fit was
+        interrupted) is renamed to ``<name>.stale`` and the fit starts afresh.
+        """
         if not self.path.exists():
             return None
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
-        if state.get("fingerprint") != self.fingerprint:
-            raise ValueError(
-                f"checkpoint {self.path} belongs to a fit with other parameters or data; "
-                "delete it to start afresh, or point checkpoint_path elsewhere"
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys():
+                raise ValueError("not a cebra_core checkpoint")
+        except Exception as error:
+            aside = self.path.with_name(self.path.name + ".corrupt")
+            self.path.replace(aside)
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            logger.warning(
+                "checkpoint %s cannot be read (%s: %s); set aside as %s, the fit starts afresh",
+                self.path, type(error).__name__, reason[:200], aside,
             )
+            return None
+        if state.get("fingerprint") != self.fingerprint:
+            aside = self.path.with_name(self.path.name + ".stale")
+            self.path.replace(aside)
+            logger.warning(
+                "checkpoint %s belongs to a fit with other parameters or data; set aside as %s, the fit starts afresh",
+                self.path, aside,
+            )
+            return None
         return state
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:
-    """torch.save to a temporary file beside `path`, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save through `atomic_output`: a crash or a full disk never leaves half a file."""
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train(

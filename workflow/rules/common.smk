@@ -3,10 +3,35 @@
 
 import os
 import re
+import types
+
+import yaml
 
 from snakemake.utils import validate
 
 
+def _check_md5s():
+    """An MD5 that is not 32 hex digits gets its own message (the schema's would be a bare 'not valid under any of the given schemas')."""
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    found = []
+    for session, entry in (data.get("local") or {}).items():
+        if isinstance(entry, dict) and "md5" in entry:
+            found.append((f"data.local.{session}.md5", entry["md5"]))
+    for session, entry in ((data.get("download") or {}).get("checksums") or {}).items():
+        for key in ("gz_md5", "jl_md5"):
+            if isinstance(entry, dict) and key in entry:
+                found.append((f"data.download.checksums.{session}.{key}", entry[key]))
+    with open(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")) as handle:
+        pattern = yaml.safe_load(handle)["$defs"]["md5"]["pattern"]
+    for key, value in found:
+        if not (isinstance(value, str) and re.search(pattern, value)):
+            raise ValueError(
+                f"config: {key}: {value!r} is not an MD5 checksum: it must be 32 hexadecimal characters "
+                "(0-9, a-f), as `md5sum FILE` prints them"
+            )
+
+
+_check_md5s()
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 SESSIONS = list(config["sessions"])
@@ -97,11 +122,24 @@ wildcard_constraints:
 
 
 def local_entry(session):
-    """{path, md5} of a local session; paths may use ~ and environment variables."""
+    """{path, md5} of a local session; paths may use ~ and environment variables (an unset one is an error)."""
     entry = config["data"]["local"][session]
     entry = {"path": entry} if isinstance(entry, str) else dict(entry)
-    entry["path"] = os.path.expanduser(os.path.expandvars(entry["path"]))
+    path = os.path.expanduser(os.path.expandvars(entry["path"]))
+    unset = re.search(r"\$\{?(\w+)\}?", path)
+    if unset:
+        raise ValueError(
+            f"config: data.local.{session}: the path {entry['path']!r} uses the environment variable "
+            f"{unset[1]}, which is not set; set it (export {unset[1]}=/path/to/the/folder) or write the path in full"
+        )
+    entry["path"] = path
     return entry
+
+
+if SOURCE == "local":  # at parse time: an unset variable is named here, not as a WildcardError later
+    for _session in SESSIONS:
+        if _session in config["data"].get("local", {}):
+            local_entry(_session)
 
 
 def session_file(wildcards):
@@ -162,6 +200,7 @@ def gpu_resources():
 
 def final_targets():
     targets = [
+        "results/data/checks.tsv",
         "results/figures/embeddings.png",
         "results/figures/consistency.png",
         "results/figures/loss.png",
@@ -194,3 +233,29 @@ def heldout_groups(kinds=KINDS):
 
 def all_seeds(pattern, **wildcards):
     return expand(pattern, seed=SEEDS, **wildcards)
+
+
+def session_needs():
+    """What the fits and analyses need of every session (cebra_core.checks.SessionNeeds), from the config."""
+    return {
+        "batch_size": config["cebra"]["batch_size"],
+        "time_offsets": config["cebra"]["time_offsets"],
+        "consistency_bins": config["analysis"]["consistency_bins"],
+        "decoding_neighbors": config["analysis"]["decoding_neighbors"],
+        "alignment_top_k": config["analysis"]["alignment_top_k"],
+        "train_fraction": 1 - _largest_test_fraction(),
+    }
+
+
+def session_sources():
+    """Where each session came from, as the checks' messages name it."""
+    if SOURCE == "simulate":
+        scale = config["data"]["simulate"]["scale"]
+        return {s: f"simulated, data.simulate.scale={scale}" for s in SESSIONS}
+    return {s: session_file(types.SimpleNamespace(session=s)) for s in SESSIONS}
+
+
+def _largest_test_fraction():
+    """The largest part of a session any held-out fold tests on (its decoder trains on the rest)."""
+    evaluation = config["evaluation"]
+    return evaluation["test_fraction"] if evaluation["folds"] == 1 else 1 / evaluation["folds"]

@@ -1,5 +1,6 @@
 # Data: one parquet session table per session, from the published rats (downloaded and
-# verified), from the simulator (sample data), or from the user's own files.
+# verified), from the simulator (sample data), or from the user's own files; then every session
+# checked against what the fits and analyses need.
 
 
 if SOURCE == "published":
@@ -52,3 +53,24 @@ else:
             "../../envs/data.yaml"
         script:
             "../scripts/import_session.py"
+
+
+# Every session against what the fits and analyses need, before any fit (the fits take this
+# file as an ancient() input: a changed analysis key reruns the check, never a fit).
+rule check_sessions:
+    input:
+        [session_table(s) for s in SESSIONS],
+    output:
+        "results/data/checks.tsv",
+    log:
+        "logs/data/check_sessions.log",
+    params:
+        sessions=SESSIONS,
+        needs=session_needs(),
+        sources=session_sources(),
+    group:
+        "data"
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/check_sessions.py"

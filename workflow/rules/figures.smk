@@ -85,6 +85,9 @@ rule plot_loss:
         pdf="results/figures/loss.pdf",
     log:
         "logs/figures/loss.log",
+    params:
+        sessions=SESSIONS,
+        batch_size=config["cebra"]["batch_size"],
     group:
         "post"
     conda:

@@ -6,7 +6,8 @@
 
 rule fit:
     input:
-        fit_inputs,
+        sessions=fit_inputs,
+        checks=ancient("results/data/checks.tsv"),  # every session checked first (data.smk)
     output:
         model=fit_file("model.pt"),
         loss=fit_file("loss.parquet"),

@@ -22,7 +22,7 @@ names = list(snakemake.params.sessions)
 multi = not snakemake.wildcards.fit.startswith("single/")
 params = {**snakemake.params.cebra, "seed": int(snakemake.wildcards.seed)}
 split = Split(**snakemake.params.split)
-sessions = [read_session(path, session=name) for path, name in zip(snakemake.input, names)]
+sessions = [read_session(path, session=name) for path, name in zip(snakemake.input.sessions, names)]
 train = [(x[~split.test_mask(len(x))], y[~split.test_mask(len(x))]) for x, y in sessions]
 
 # The checkpoint holds a fingerprint of the parameters and the data: an interrupted job with the
