@@ -17,7 +17,7 @@ rule plot_embeddings:
     params:
         sessions=SESSIONS,
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/figures.yaml"
     script:
         "../scripts/plot_embeddings.py"
 
@@ -37,7 +37,7 @@ rule plot_consistency:
     params:
         sessions=SESSIONS,
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/figures.yaml"
     script:
         "../scripts/plot_consistency.py"
 
@@ -56,7 +56,7 @@ rule plot_loss:
     log:
         "logs/figures/loss.log",
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/figures.yaml"
     script:
         "../scripts/plot_loss.py"
 

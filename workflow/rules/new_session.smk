@@ -92,6 +92,6 @@ rule plot_new_session:
     log:
         "logs/figures/new_session_{session}.log",
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/figures.yaml"
     script:
         "../scripts/plot_new_session.py"
