@@ -105,6 +105,8 @@ def env_packages(name: str) -> dict[str, str]:
     for entry in env_file(name)["dependencies"]:
         if isinstance(entry, dict):
             for line in entry["pip"]:
+                if line.startswith(("--index-url ", "--extra-index-url ")):  # e.g. PyTorch's CUDA wheels
+                    continue
                 m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(.*)", line.strip())
                 assert m, f"envs/{name}: pip entry {line!r} is not a package (paths and -e are not allowed)"
                 packages[to_conda.get(m[1].lower(), m[1].lower())] = m[2]
@@ -362,6 +364,8 @@ def test_env_file_is_pinned_conda_forge(env):
     for entry in data["dependencies"]:
         if isinstance(entry, dict):
             for line in entry["pip"]:
+                if line.startswith(("--index-url ", "--extra-index-url ")):
+                    continue
                 assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][0-9A-Za-z.]*", line), f"envs/{env}: {line!r} is not pinned"
         else:
             assert re.fullmatch(r"[a-z0-9_.\-]+=[0-9]+(\.[0-9]+)+", entry), f"envs/{env}: {entry!r} is not pinned"

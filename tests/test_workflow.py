@@ -152,8 +152,9 @@ def test_sample_workflow_outputs(sample_run):
     check_sample_outputs(sample_run)
 
 
-def check_sample_outputs(work):
-    """Every output of a finished sample run in ``work`` (also used by the SLURM test)."""
+def check_sample_outputs(work, *snakemake_args: str, env: dict | None = None):
+    """Every output of a finished sample run in ``work`` (also used by the SLURM and conda tests);
+    ``snakemake_args`` and ``env`` are those of the run (e.g. --use-conda), for the final dry run."""
     from cebra_core import CEBRA
 
     for rat in RATS:
@@ -205,7 +206,7 @@ def check_sample_outputs(work):
     logs = sorted(p.relative_to(work / "logs").as_posix() for p in (work / "logs").rglob("*.log"))
     assert len(logs) == 4 + 4 + 1 + 2 + 1 + 1 + 3 + 4  # every job wrote its log
     assert not list((work / "results").rglob("*.part")) and not list((work / "results/checkpoints").rglob("*.pt"))
-    proc = run_snakemake(work, "--dry-run", configfile=REPO / "config/sample.yaml")
+    proc = run_snakemake(work, *snakemake_args, "--dry-run", configfile=REPO / "config/sample.yaml", env=env)
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
