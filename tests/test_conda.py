@@ -84,7 +84,8 @@ def check_jobs_ran_in_envs(conda, work: Path, counts: dict[str, int]) -> dict[st
             if top == "cebra_core":
                 if not path.is_relative_to(REPO / "src"):
                     problems.append(f"{where} loaded cebra_core from {path}")
-            elif path.is_relative_to(env) or path.is_relative_to(stdlib) and "site-packages" not in path.parts:
+            elif path.is_relative_to(env) or path.is_relative_to(REPO) or (
+                    path.is_relative_to(stdlib) and "site-packages" not in path.parts):
                 continue
             elif package in IMPORT_TO_CONDA:
                 problems.append(f"{where} loaded {package} from {path}, not from its env")
