@@ -65,15 +65,56 @@ def snakemake_command(workdir: Path, *args: str, configfile: Path | None = None)
 
 
 def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
-                  timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run the workflow's CLI from the repository root (so the default profile applies)."""
+                  timeout: float = 900, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """Run the workflow's CLI, by default from the repository root (so the default profile applies)."""
+    if cwd != REPO:
+        args = ("--snakefile", str(REPO / "Snakefile"), *args)
     proc = subprocess.run(
         snakemake_command(workdir, *args, configfile=configfile),
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
+
+
+class CondaStandIn:
+    """``snakemake --use-conda`` through the conda stand-in (tests/conda/bin/conda), all runs of a test
+    session sharing one ``--conda-prefix``, so each environment is built once per session.
+
+    ``args`` go on the snakemake command line, ``env`` is its environment: the stand-in first on
+    PATH, and CONDA_STANDIN_TRACE, where every Python process of an environment leaves a record
+    (see the stand-in's docstring). PYTHONPATH is dropped, so nothing but an environment's own
+    packages and the checkout's src/ (put first by workflow/scripts/common) reach the jobs.
+    """
+
+    BIN = REPO / "tests" / "conda" / "bin"
+
+    def __init__(self, root: Path):
+        self.prefix = root / "envs"
+        self.trace = root / "trace"
+        self.args = ("--use-conda", "--conda-prefix", str(self.prefix))
+        self.env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        self.env["PATH"] = os.pathsep.join([str(self.BIN), str(Path(sys.executable).parent), self.env.get("PATH", "")])
+        self.env["CONDA_STANDIN_TRACE"] = str(self.trace)
+        self.env.setdefault("MPLBACKEND", "Agg")
+
+    def create_envs(self, workdir: Path, timeout: float = 1800) -> str:
+        """Build every env of the sample workflow now, if not yet built (snakemake --conda-create-envs-only)."""
+        proc = run_snakemake(workdir, *self.args, "--conda-create-envs-only",
+                             configfile=REPO / "config" / "sample.yaml", env=self.env, timeout=timeout)
+        return proc.stdout + proc.stderr
+
+    def envs(self) -> dict[str, Path]:
+        """envs/<name>.yaml -> the environment built from it (Snakemake keeps a copy of the file beside it)."""
+        sources = {p.read_text(): p.name for p in (REPO / "envs").glob("*.yaml")}
+        return {sources.get(saved.read_text(), saved.name): saved.with_suffix("")
+                for saved in self.prefix.glob("*.yaml") if saved.with_suffix("").is_dir()}
+
+
+@pytest.fixture(scope="session")
+def conda_standin(tmp_path_factory) -> CondaStandIn:
+    return CondaStandIn(tmp_path_factory.mktemp("conda"))
 
 
 class FileServer:

@@ -268,12 +268,17 @@ def test_gpu_job_sees_its_gpu_and_torch_falls_back_to_cpu(slurm_cluster):
 
 
 @pytest.mark.slow
-def test_sample_workflow_on_slurm(slurm_cluster, tmp_path, capsys):
-    """The whole sample workflow as real sbatch jobs through profiles/slurm, every output checked."""
+def test_sample_workflow_on_slurm(slurm_cluster, conda_standin, tmp_path, capsys):
+    """The whole sample workflow as real sbatch jobs through profiles/slurm with --use-conda (the
+    conda stand-in and the envs of tests/test_conda.py, built once per session), every output
+    checked, every job run in its env."""
     work = tmp_path / "work"
     work.mkdir()
+    conda_standin.create_envs(tmp_path / "envs")  # outside RUN_TIMEOUT; nothing to do when already built
     env = clean_env(slurm_cluster.env(), CEBRA_SLURM_PARTITION=onenode.PARTITION, CEBRA_SLURM_GPU_MODEL=GPU_TYPE)
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+    env.pop("PYTHONPATH", None)
+    env.update(PATH=f"{conda_standin.BIN}{os.pathsep}{env['PATH']}", CONDA_STANDIN_TRACE=str(conda_standin.trace))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *conda_standin.args,
            "--profile", str(PROFILE), "--workflow-profile", str(CI_PROFILE), "--configfile", str(SAMPLE)]
     log = work / "snakemake-slurm.log"
     earlier = {j["JobId"] for j in slurm_jobs(slurm_cluster)}  # e.g. the srun test's job
@@ -317,8 +322,12 @@ def test_sample_workflow_on_slurm(slurm_cluster, tmp_path, capsys):
             assert "gpu" not in gpu and j["Partition"] == onenode.PARTITION, j
     assert len(list((work / ".snakemake/slurm_logs").rglob("*.log"))) == len(jobs)
 
+    assert "Creating conda environment" not in output  # built above, shared with tests/test_conda.py
+
     # the outputs: the same checks as the local sample run (tests/test_workflow.py)
-    run_snakemake(work, "--report", "report.html", configfile=SAMPLE)
+    run_snakemake(work, *conda_standin.args, "--report", "report.html", configfile=SAMPLE, env=conda_standin.env)
+    from test_conda import check_jobs_ran_in_envs
     from test_workflow import check_sample_outputs
 
-    check_sample_outputs(work)
+    check_sample_outputs(work, *conda_standin.args, env=conda_standin.env)
+    check_jobs_ran_in_envs(conda_standin, work, counts)

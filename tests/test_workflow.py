@@ -254,8 +254,9 @@ def check_heldout_fits_saw_no_test_rows(work, seed: int):
             np.testing.assert_array_equal(trained.numpy(), labels[: len(labels) - n_test])
 
 
-def check_sample_outputs(work):
-    """Every output of a finished sample run in ``work`` (also used by the SLURM test)."""
+def check_sample_outputs(work, *snakemake_args: str, env: dict | None = None):
+    """Every output of a finished sample run in ``work`` (also used by the SLURM and conda tests);
+    ``snakemake_args`` and ``env`` are those of the run (e.g. --use-conda), for the final dry run."""
     from cebra_core import CEBRA
 
     seeds = SAMPLE["seeds"]
@@ -340,7 +341,7 @@ def check_sample_outputs(work):
     jobs = job_counts(run_snakemake(work, "--dry-run", "--forceall", configfile=REPO / "config/sample.yaml").stdout)
     assert len(logs) == jobs["total"] - 1  # every job but `all` wrote its log
     assert not list((work / "results").rglob("*.part")) and not list((work / "results/checkpoints").rglob("*.pt"))
-    proc = run_snakemake(work, "--dry-run", configfile=REPO / "config/sample.yaml")
+    proc = run_snakemake(work, *snakemake_args, "--dry-run", configfile=REPO / "config/sample.yaml", env=env)
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 

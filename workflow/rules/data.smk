@@ -71,6 +71,6 @@ rule check_sessions:
     group:
         "data"
     conda:
-        "../../envs/data.yaml"
+        "../../envs/fit.yaml"  # the checks need the model's receptive field (cebra_core.model, torch)
     script:
         "../scripts/check_sessions.py"

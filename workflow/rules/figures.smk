@@ -20,7 +20,7 @@ rule plot_embeddings:
     group:
         "post"
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/figures.yaml"
     script:
         "../scripts/plot_embeddings.py"
 
@@ -44,7 +44,7 @@ rule plot_embeddings_3d:
     group:
         "post"
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/figures.yaml"
     script:
         "../scripts/plot_embeddings_3d.py"
 
@@ -67,7 +67,7 @@ rule plot_consistency:
     group:
         "post"
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/figures.yaml"
     script:
         "../scripts/plot_consistency.py"
 
@@ -91,7 +91,7 @@ rule plot_loss:
     group:
         "post"
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/figures.yaml"
     script:
         "../scripts/plot_loss.py"
 
@@ -114,6 +114,6 @@ rule plot_summary:
     group:
         "post"
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/figures.yaml"
     script:
         "../scripts/plot_summary.py"

@@ -75,6 +75,6 @@ rule plot_new_session:
     group:
         "post"
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/figures.yaml"
     script:
         "../scripts/plot_new_session.py"
