@@ -65,7 +65,7 @@ def snakemake_command(workdir: Path, *args: str, configfile: Path | None = None)
 
 
 def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
-                  timeout: float = 900, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
+                  timeout: float = 1800, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run the workflow's CLI, by default from the repository root (so the default profile applies)."""
     if cwd != REPO:
         args = ("--snakefile", str(REPO / "Snakefile"), *args)

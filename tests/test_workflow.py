@@ -87,6 +87,20 @@ def schema_leaves(schema: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
+def test_schema_defaults_match_the_library():
+    """Where cebra_core has a default for a config key (for use outside the workflow), it is the
+    schema's: the workflow always passes the schema's value, and the two cannot drift apart."""
+    from cebra_core import alignment, decoding, download, metrics
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    leaves = schema_leaves(schema)
+    assert leaves["analysis.decoding_neighbors"] == decoding.N_NEIGHBORS
+    assert leaves["analysis.alignment_top_k"] == alignment.TOP_K
+    assert leaves["analysis.consistency_bins"] == metrics.BINS
+    assert leaves["data.download.base_url"] == download.DEFAULT_BASE_URL
+    assert leaves["data.download.retries"] == download.RETRIES and leaves["data.download.timeout"] == download.TIMEOUT
+
+
 def test_readme_key_table_matches_the_schema():
     """README "Configuration" lists every key of the schema with the schema's default, and no other."""
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())

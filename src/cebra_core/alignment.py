@@ -21,6 +21,7 @@ __all__ = ["OrthogonalProcrustesAlignment", "align_to_reference", "nearest_label
 
 # Candidate rows per query in the first k-d tree pass, and the most (row x candidate) entries
 # held at once; rows whose candidates may not cover CEBRA's picks are re-queried with more.
+TOP_K = 5  # label neighbours per sample (CEBRA's default; the workflow's analysis.alignment_top_k)
 _FIRST_CANDIDATES = 8
 _MAX_ENTRIES = 1 << 18
 
@@ -111,7 +112,7 @@ class OrthogonalProcrustesAlignment:
     ``transform(data) = data @ rotation_``.
     """
 
-    def __init__(self, top_k: int = 5, subsample: int | None = None):
+    def __init__(self, top_k: int = TOP_K, subsample: int | None = None):
         self.top_k = top_k
         self.subsample = subsample
         self.rotation_: np.ndarray | None = None
@@ -219,7 +220,7 @@ def align_to_reference(
     embeddings: Mapping[str, npt.ArrayLike],
     labels: Mapping[str, npt.ArrayLike],
     reference: str | None = None,
-    top_k: int = 5,
+    top_k: int = TOP_K,
 ) -> dict[str, np.ndarray]:
     """Rotate every embedding onto ``embeddings[reference]`` (default: the first), as the demo does.
 

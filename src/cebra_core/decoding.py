@@ -17,6 +17,8 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.spatial import cKDTree
 
+N_NEIGHBORS = 36  # k of the kNN decoder (the workflow's analysis.decoding_neighbors default)
+
 __all__ = ["DecodingResult", "cross_decode", "cross_decode_table", "knn_decode", "knn_predict", "pooled_decode"]
 
 
@@ -74,7 +76,7 @@ def knn_predict(
     train_embedding: npt.ArrayLike,
     train_target: npt.ArrayLike,
     test_embedding: npt.ArrayLike,
-    n_neighbors: int = 36,
+    n_neighbors: int = N_NEIGHBORS,
     metric: str = "cosine",
 ) -> np.ndarray:
     """Predict each test row as the mean target of its ``n_neighbors`` nearest training rows."""
@@ -107,7 +109,7 @@ def knn_decode(
     embedding: npt.ArrayLike,
     position: npt.ArrayLike,
     train_fraction: float = 0.8,
-    n_neighbors: int = 36,
+    n_neighbors: int = N_NEIGHBORS,
     metric: str = "cosine",
     cm_per_unit: float = 100.0,
 ) -> DecodingResult:
@@ -132,7 +134,7 @@ def cross_decode(
     train_position: npt.ArrayLike,
     test_embedding: npt.ArrayLike,
     test_position: npt.ArrayLike,
-    n_neighbors: int = 36,
+    n_neighbors: int = N_NEIGHBORS,
     metric: str = "cosine",
     cm_per_unit: float = 100.0,
 ) -> DecodingResult:
@@ -152,7 +154,7 @@ def pooled_decode(
     test_embedding: npt.ArrayLike,
     test_position: npt.ArrayLike,
     train_fraction: float = 0.8,
-    n_neighbors: int = 36,
+    n_neighbors: int = N_NEIGHBORS,
     metric: str = "cosine",
     cm_per_unit: float = 100.0,
 ) -> DecodingResult:
@@ -178,7 +180,7 @@ def pooled_decode(
 def cross_decode_table(
     embeddings: Mapping[str, npt.ArrayLike],
     positions: Mapping[str, npt.ArrayLike],
-    n_neighbors: int = 36,
+    n_neighbors: int = N_NEIGHBORS,
     metric: str = "cosine",
     cm_per_unit: float = 100.0,
 ) -> pd.DataFrame:

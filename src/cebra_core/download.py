@@ -18,6 +18,8 @@ from pathlib import Path
 from cebra_core.files import atomic_output, give_normal_mode, md5sum
 
 DEFAULT_BASE_URL = "https://cebra.fra1.digitaloceanspaces.com/data/rat_hippocampus/"
+RETRIES = 3  # tries per file
+TIMEOUT = 60.0  # seconds without data before a try is abandoned
 
 # name -> MD5 of the .jl.gz as published, MD5 of the extracted .jl, spikes shape (T, N) (CEBRA 0.6.1);
 # the simulator gives its rats these shapes.
@@ -56,8 +58,8 @@ def fetch_session(
     base_url: str = DEFAULT_BASE_URL,
     gz_md5: str | None = None,
     jl_md5: str | None = None,
-    retries: int = 3,
-    timeout: float = 60.0,
+    retries: int = RETRIES,
+    timeout: float = TIMEOUT,
     progressbar: bool = True,
     cache_dir: str | os.PathLike | None = None,
 ) -> Path:

@@ -15,6 +15,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+BINS = 100  # label bin edges of the consistency score (CEBRA's default; the workflow's analysis.consistency_bins)
+
 __all__ = ["EmptyBinError", "bin_embedding", "consistency_score", "linear_r2"]
 
 
@@ -51,7 +53,7 @@ def bin_embedding(
     label: np.ndarray,
     lo: float,
     hi: float,
-    n_bins: int = 100,
+    n_bins: int = BINS,
     name: object = 0,
 ) -> np.ndarray:
     """Mean embedding per label bin, unit-normalised: (n_bins - 1, D), CEBRA's ``align_embeddings``.
@@ -127,7 +129,7 @@ def consistency_score(
     labels: Sequence[npt.ArrayLike] | None = None,
     dataset_ids: Sequence | None = None,
     between: Literal["datasets", "runs"] = "datasets",
-    num_discretization_bins: int = 100,
+    num_discretization_bins: int = BINS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Consistency (R², a fraction) between embeddings: returns ``(scores, pairs, ids)``.
 

@@ -10,6 +10,8 @@ rule align:
         "results/alignment/seed{seed}/{kind}.parquet",
     log:
         "logs/analysis/align/seed{seed}/{kind}.log",
+    benchmark:
+        "results/benchmarks/align/seed{seed}/{kind}.tsv"
     params:
         sessions=SESSIONS,
         top_k=config["analysis"]["alignment_top_k"],
@@ -34,6 +36,8 @@ rule consistency:
         ),
     log:
         "logs/analysis/consistency.log",
+    benchmark:
+        "results/benchmarks/consistency/consistency.tsv"
     params:
         sessions=SESSIONS,
         seeds=SEEDS,
@@ -58,6 +62,8 @@ rule decoding:
         ),
     log:
         "logs/analysis/decoding.log",
+    benchmark:
+        "results/benchmarks/decoding/decoding.tsv"
     params:
         groups=heldout_groups(),
         sessions=SESSIONS,
@@ -87,6 +93,8 @@ rule statistics:
         ),
     log:
         "logs/analysis/statistics.log",
+    benchmark:
+        "results/benchmarks/statistics/statistics.tsv"
     params:
         sessions=SESSIONS,
     group:

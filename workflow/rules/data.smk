@@ -10,6 +10,8 @@ if SOURCE == "published":
             "results/data/raw/{session}.jl",
         log:
             "logs/data/download_{session}.log",
+        benchmark:
+            "results/benchmarks/download_session/{session}.tsv"
         params:
             download=config["data"]["download"],
         localrule: True
@@ -26,6 +28,8 @@ if SOURCE == "simulate":
             "results/data/sessions/{session}.parquet",
         log:
             "logs/data/simulate_{session}.log",
+        benchmark:
+            "results/benchmarks/simulate_session/{session}.tsv"
         params:
             simulate=config["data"]["simulate"],
         group:
@@ -44,6 +48,8 @@ else:
             "results/data/sessions/{session}.parquet",
         log:
             "logs/data/import_{session}.log",
+        benchmark:
+            "results/benchmarks/import_session/{session}.tsv"
         params:
             md5=session_md5,
             nwb=session_nwb,
@@ -64,6 +70,8 @@ rule check_sessions:
         "results/data/checks.tsv",
     log:
         "logs/data/check_sessions.log",
+    benchmark:
+        "results/benchmarks/check_sessions/check_sessions.tsv"
     params:
         sessions=SESSIONS,
         needs=session_needs(),

@@ -15,6 +15,8 @@ rule plot_embeddings:
         pdf="results/figures/embeddings.pdf",
     log:
         "logs/figures/embeddings.log",
+    benchmark:
+        "results/benchmarks/plot_embeddings/plot_embeddings.tsv"
     params:
         sessions=SESSIONS,
     group:
@@ -39,6 +41,8 @@ rule plot_embeddings_3d:
         ),
     log:
         "logs/figures/embeddings_3d/{session}.log",
+    benchmark:
+        "results/benchmarks/plot_embeddings_3d/{session}.tsv"
     params:
         sessions=SESSIONS,
     group:
@@ -61,6 +65,8 @@ rule plot_consistency:
         pdf="results/figures/consistency.pdf",
     log:
         "logs/figures/consistency.log",
+    benchmark:
+        "results/benchmarks/plot_consistency/plot_consistency.tsv"
     params:
         sessions=SESSIONS,
         seed=int(FIRST_SEED),
@@ -85,6 +91,8 @@ rule plot_loss:
         pdf="results/figures/loss.pdf",
     log:
         "logs/figures/loss.log",
+    benchmark:
+        "results/benchmarks/plot_loss/plot_loss.tsv"
     params:
         sessions=SESSIONS,
         batch_size=config["cebra"]["batch_size"],
@@ -109,6 +117,8 @@ rule plot_summary:
         pdf="results/figures/summary.pdf",
     log:
         "logs/figures/summary.log",
+    benchmark:
+        "results/benchmarks/plot_summary/plot_summary.tsv"
     params:
         sessions=SESSIONS,
     group:

@@ -46,6 +46,8 @@ rule score_new_session:
         ),
     log:
         "logs/analysis/new_session_{session}.log",
+    benchmark:
+        "results/benchmarks/score_new_session/{session}.tsv"
     params:
         sessions=SESSIONS,
         runs=[{"seed": int(seed), "fold": fold} for seed in SEEDS for fold in FOLDS],
@@ -72,6 +74,8 @@ rule plot_new_session:
         pdf="results/figures/new_session_{session}.pdf",
     log:
         "logs/figures/new_session_{session}.log",
+    benchmark:
+        "results/benchmarks/plot_new_session/{session}.tsv"
     group:
         "post"
     conda:
