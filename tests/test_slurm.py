@@ -38,7 +38,7 @@ CI_PROFILE = REPO / "tests" / "slurm" / "profile"
 SAMPLE = REPO / "config" / "sample.yaml"
 SAMPLE_CONFIG = effective_config(SAMPLE)
 GPU_TYPE = "cigpu"           # the test node's GPU model (GRES type); the run asks for it by name
-RUN_TIMEOUT = 480            # seconds for the whole sample workflow on the test cluster
+RUN_TIMEOUT = 1200           # seconds for the whole sample workflow on the test cluster
 SITE_VARS = ("CEBRA_SLURM_ACCOUNT", "CEBRA_SLURM_PARTITION", "CEBRA_SLURM_GPU_PARTITION",
              "CEBRA_SLURM_GPU_MODEL", "CEBRA_SLURM_QOS")
 
@@ -227,19 +227,20 @@ def job_rule(comment: str) -> str:
 
 
 def fit_device(work: Path, comment: str) -> str:
-    """'cpu, fit 8.1 s' from a fit's log ('fit done on cpu in 8.1 s ...'), '' for other jobs."""
-    m = re.match(r"rule_(\w+?)(?:_wildcards_(\w+))?$", comment)
+    """'cpu, fit 8.1 s' from a GPU rule's log ('... done on cpu in 8.1 s ...'), '' for other jobs.
+
+    The job's log is found by its wildcards: the plugin's comment 'rule_<name>_wildcards_<values>'
+    and the log's path hold the same values (compared without separators and fixed words)."""
+    m = re.match(r"rule_(\w+?)_wildcards_(.+)$", comment)
     if not m or m.group(1) not in GPU_RULES:
         return ""
-    rule, session = m.groups()
-    logs = {"fit_single": f"fits/single/{session}.log", "fit_multi": "fits/multi.log",
-            "fit_multi_without": f"fits/multi_without/{session}.log",
-            "adapt_session": f"new_session/adapt_{session}.log"}
-    log = work / "logs" / logs.get(rule, "")
-    if not log.is_file():
-        return ""
-    found = re.search(r" on (cpu|cuda\S*) in ([\d.]+) s", log.read_text())
-    return f"{found.group(1)}, {found.group(2)} s" if found else ""
+    key = re.sub(r"[^A-Za-z0-9]", "", m.group(2))
+    for log in [*(work / "logs/fits").rglob("*.log"), *(work / "logs/new_session").rglob("*.log")]:
+        parts = log.relative_to(work / "logs").with_suffix("").parts[1:]
+        if re.sub(r"[^A-Za-z0-9]|seed|adapt", "", "".join(parts)) == key:
+            found = re.search(r" on (cpu|cuda\S*) in ([\d.]+) s", log.read_text())
+            return f"{found.group(1)}, {found.group(2)} s" if found else ""
+    return ""
 
 
 def jobs_table(jobs: list[dict[str, str]], work: Path) -> str:
