@@ -19,8 +19,8 @@ import plotly.graph_objects as go
 from matplotlib import colormaps
 from plotly.subplots import make_subplots
 
-from cebra_core.data import atomic_output
-from cebra_core.plots import LEFT_CMAP, RIGHT_CMAP, _check_session, _umask
+from cebra_core.files import atomic_output
+from cebra_core.plots import LEFT_CMAP, RIGHT_CMAP, check_panel
 from cebra_core.simulate import BIN_SECONDS
 
 __all__ = ["MAX_POINTS_PER_PANEL", "colorscale", "plot_embeddings_3d", "subsample", "write_html"]
@@ -54,7 +54,7 @@ def colorscale(cmap: str, steps: int = COLORSCALE_STEPS) -> list[list]:
 def _panels(rat: str, single: Mapping[str, tuple] | None, multi: Mapping[str, tuple] | None
             ) -> list[tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """[(label, (embedding, position, right))] of the rat's panels: Single, then Multi."""
-    panels = [(label, _check_session(f"{label}-{rat}", data[rat]))
+    panels = [(label, check_panel(f"{label}-{rat}", data[rat]))
               for label, data in (("Single", single), ("Multi", multi)) if data and rat in data]
     if not panels:
         raise ValueError(f"Nothing to plot for rat {rat!r}: it is in neither the single nor the multi embeddings.")
@@ -123,12 +123,11 @@ def write_html(fig: go.Figure, path: str | os.PathLike, div_id: str = "embedding
     """Write ``fig`` as one self-contained HTML page (plotly.js embedded: opens offline), atomically.
 
     A fixed ``div_id`` (plotly picks a random one) makes reruns byte-identical; the file gets the
-    usual mode (0644 under the default umask), not the temporary file's 0600.
+    usual mode (0644 under the default umask), as every output of `cebra_core.files.atomic_output`.
     """
     path = Path(path)
     html = fig.to_html(include_plotlyjs=True, full_html=True, div_id=div_id,
                        config={"displaylogo": False, "responsive": True})
     with atomic_output(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
-        os.chmod(tmp, 0o666 & ~_umask())
     return path

@@ -80,7 +80,7 @@ def _clean_3d(ax) -> None:
     ax.set_box_aspect((1, 1, 1))
 
 
-def _check_session(name: str, value) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def check_panel(name: str, value) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unpack (embedding (T, >=3), position (T,), right (T,) bool) and validate lengths."""
     if len(value) != 3:
         raise ValueError(f"{name}: expected (embedding, position, right), got {len(value)} items")
@@ -97,7 +97,7 @@ def _check_session(name: str, value) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def plot_embedding(ax, embedding: npt.ArrayLike, position: npt.ArrayLike, right: npt.ArrayLike,
                    norm: Normalize | None = None, s: float = 0.5, title: str | None = None):
     """3-D scatter of one embedding on a 3-D ``ax``; colour = position, cmap by running direction."""
-    emb, pos, right = _check_session(title or "embedding", (embedding, position, right))
+    emb, pos, right = check_panel(title or "embedding", (embedding, position, right))
     norm = norm or Normalize(float(pos.min()), float(pos.max()))
     for mask, cmap in ((right, RIGHT_CMAP), (~right, LEFT_CMAP)):
         ax.scatter(emb[mask, 0], emb[mask, 1], emb[mask, 2], c=pos[mask], cmap=cmap, norm=norm,
@@ -126,7 +126,7 @@ def plot_embedding_grid(
     rats: list[str] = []
     for _, data in rows:
         rats += [r for r in data if r not in rats]
-    checked = {(label, rat): _check_session(f"{label}-{rat}", data[rat])
+    checked = {(label, rat): check_panel(f"{label}-{rat}", data[rat])
                for label, data in rows for rat in data}
     lo = min(float(v[1].min()) for v in checked.values())
     hi = max(float(v[1].max()) for v in checked.values())
