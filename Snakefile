@@ -1,7 +1,9 @@
 # The CEBRA multi-session hippocampus demo as a file-based DAG:
-# data -> 4 single-session fits + 1 multi-session fit -> alignment -> consistency, decoding
-# -> figures -> report; and a new session: a multi-session fit without one rat, that rat adapted
-# into it, scored (new_session.smk). All science lives in the cebra_core package; see README.md.
+# data -> sessions checked -> 4 single-session fits + 1 multi-session fit per seed (whole sessions:
+# the notebook's figures) and the same fits on each session's train part (held-out decoding)
+# -> alignment -> consistency, decoding, statistics -> figures -> report; and a new session: a
+# multi-session fit without one rat, that rat adapted into it, scored on its test part
+# (new_session.smk). All science lives in the cebra_core package; see README.md.
 
 from snakemake.utils import min_version
 
