@@ -1,7 +1,8 @@
 # The CEBRA multi-session hippocampus demo as a file-based DAG:
 # data -> 4 single-session fits + 1 multi-session fit -> alignment -> consistency, decoding
 # -> figures -> report; and a new session: a multi-session fit without one rat, that rat adapted
-# into it, scored (new_session.smk). All science lives in the cebra_core package; see README.md.
+# into it, scored (new_session.smk); and, as its own target, a parameter sweep (snakemake sweep,
+# sweep.smk). All science lives in the cebra_core package; see README.md.
 
 from snakemake.utils import min_version
 
@@ -20,6 +21,7 @@ include: "workflow/rules/fit.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/new_session.smk"
+include: "workflow/rules/sweep.smk"
 
 
 rule all:
