@@ -147,6 +147,7 @@ def _sweep():
     points = {}
     if SWEEP["grid"]:
         for changes, cebra in [*_sweep_point_parameters(SWEEP["grid"]), (None, config["cebra"])]:
+            cebra = dict(sorted(cebra.items()))  # the fit's params, one order whatever the config files' order
             entry = points.setdefault(point_id(cebra), {"parameters": changes, "cebra": cebra, "candidate": False,
                                                         "reference": False})
             entry["candidate"] |= changes is not None
