@@ -3,7 +3,8 @@
 # the notebook's figures) and the same fits on each session's train part (held-out decoding)
 # -> alignment -> consistency, decoding, statistics -> figures -> report; and a new session: a
 # multi-session fit without one rat, that rat adapted into it, scored on its test part
-# (new_session.smk). All science lives in the cebra_core package; see README.md.
+# (new_session.smk); and, as its own target, a parameter sweep (snakemake sweep, sweep.smk).
+# All science lives in the cebra_core package; see README.md.
 
 from snakemake.utils import min_version
 
@@ -22,6 +23,7 @@ include: "workflow/rules/fit.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/new_session.smk"
+include: "workflow/rules/sweep.smk"
 
 
 rule all:

@@ -17,6 +17,7 @@ from cebra_core.data import (
     read_labels,
     read_session,
     write_session,
+    write_table,
 )
 from cebra_core.download import PUBLISHED
 from conftest import shared_file
@@ -175,6 +176,18 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path):
             tmp.write_bytes(b"half")
             raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_outputs_get_the_usual_file_mode(tmp_path):
+    """Not mkstemp's 0600: the umask's mode, as any other output (a shared results folder stays readable)."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_table(pd.DataFrame({"a": [1.0]}), tmp_path / "t.parquet", tmp_path / "t.csv")
+    finally:
+        os.umask(old)
+    assert [(tmp_path / f).stat().st_mode & 0o777 for f in ("t.parquet", "t.csv")] == [0o644, 0o644]
 
 
 def test_embedding_frame():

@@ -149,6 +149,25 @@ def test_profile_gives_a_gpu_to_the_workflows_gpu_rules(tmp_path):
     assert GPU_RULES == workflow_gpu_rules
 
 
+def test_sweep_fits_are_gpu_jobs_of_the_fit_rule(tmp_path):
+    """`snakemake sweep` through profiles/slurm: every grid point x seed is its own fit job with a
+    GPU (the one fit rule, so the profile's list of GPU rules covers it); the rest joins the post group."""
+    if plugin_missing():
+        skip_or_fail(plugin_missing())
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--dry-run", "sweep", "--snakefile", str(REPO / "Snakefile"),
+         "--workflow-profile", str(PROFILE), "--configfile", str(SAMPLE), str(REPO / "config/sweep.example.yaml")],
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    jobs = job_resources(proc.stdout)
+    fits = [res for rule, res in jobs if rule == "fit"]
+    assert len(fits) == 12 * len(SAMPLE_CONFIG["seeds"]) == job_counts(proc.stdout)["fit"]
+    assert all(res["gpu"] == "1" and res["mem_mb"] == "16000" for res in fits), fits
+    assert {rule for rule, _ in jobs} == {"fit", "simulate_session", "sweep_table", "plot_sweep", "sweep"}
+    assert "Group job post" in proc.stdout
+
+
 def test_ci_profile_keeps_the_user_profiles_resources():
     """The test cluster's overrides are executor settings only, so the real run below exercises
     the resources users get (gpu=1 for the fits, runtime, memory, groups)."""

@@ -155,3 +155,36 @@ def test_transform_parts_first_fold_and_output_dimension():
     np.testing.assert_allclose(z[:4], np.cumsum(neural[:4, :2], axis=0))
     np.testing.assert_allclose(z[4:], np.cumsum(neural[4:, :2], axis=0))
     assert list(parts) == ["test"] * 4 + ["train"] * 8
+
+
+def test_validation_part_is_the_end_of_the_train_rows():
+    """A sweep's nested split: with one fold the validation part sits just before the test part;
+    with k folds it is the last train rows in time; encoders train on what is left."""
+    split = Split(0, 1, test_fraction=0.2, validation_fraction=0.25)
+    assert list(split.parts(20)) == ["train"] * 12 + ["validation"] * 4 + ["test"] * 4
+    np.testing.assert_array_equal(split.train_mask(20), np.arange(20) < 12)
+    assert not (split.train_mask(20) & (split.validation_mask(20) | split.test_mask(20))).any()
+    # 3 folds, fold 0 tests 0..2 of 10 (edges 0, 3, 7, 10): train rows 3..9, validation their last 2
+    assert list(Split(0, 3, validation_fraction=0.25).parts(10)) == ["test"] * 3 + ["train"] * 5 + ["validation"] * 2
+    # the last fold: validation right before the test block
+    assert list(Split(2, 3, validation_fraction=0.25).parts(10)) == ["train"] * 5 + ["validation"] * 2 + ["test"] * 3
+    # no validation part by default: the held-out evaluation's splits are unchanged
+    assert not Split(0).validation_mask(10).any() and "validation" not in Split(0).parts(10)
+
+
+def test_a_validation_part_needs_room_and_a_fold():
+    with pytest.raises(ValueError, match="validation_fraction must be in"):
+        Split(0, validation_fraction=1.0)
+    with pytest.raises(ValueError, match="needs a fold"):
+        Split(None, validation_fraction=0.2)
+    with pytest.raises(ValueError, match="empty train or validation part of the 4 non-test"):
+        Split(0, 1, 0.2, validation_fraction=0.05).validation_mask(5)  # 0.2 rows round to 0
+
+
+def test_transform_parts_embeds_the_validation_part_on_its_own():
+    split = Split(0, 1, test_fraction=0.2, validation_fraction=0.25)
+    calls = []
+    z, parts = transform_parts(lambda rows: calls.append(rows.copy()) or rows * 2, np.arange(20.0)[:, None], split)
+    assert [c[:, 0].tolist() for c in calls] == [list(range(16, 20)), list(range(12)), list(range(12, 16))]
+    np.testing.assert_array_equal(z[:, 0], np.arange(20.0) * 2)  # back in time order
+    assert list(parts) == ["train"] * 12 + ["validation"] * 4 + ["test"] * 4

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -529,3 +530,106 @@ def test_report_credits_the_published_data_only_when_used(source):
     assert ("Grosmark & Buzsáki (2016)" in text) == (source == "published")
     assert ("simulated place cells" in text) == (source == "simulate")
     assert ("the\nuser's own session files" in text) == (source == "local")
+# ---------------------------------------------------------------------------------------- sweeps
+
+SWEEP_EXAMPLE = REPO / "config/sweep.example.yaml"
+
+
+def sweep_config(tmp_path, **sweep) -> Path:
+    """The sample config with the example sweep merged in, and ``sweep`` over that."""
+    example = yaml.safe_load(SWEEP_EXAMPLE.read_text())["sweep"]
+    return write_config(tmp_path / "sweep.yaml", sweep={**example, **sweep})
+
+
+def sweep_fits(stdout: str) -> set[str]:
+    return set(re.findall(r"results/fits/(sweep/\w+/seed\d+/[\w/+]+)/model\.pt", stdout))
+
+
+def test_sweep_dry_run_one_fit_job_per_point_and_seed(tmp_path):
+    """The example's 12 points x 2 seeds are 24 fit jobs (the reference, temperature 1 and
+    output dimension 3, is a grid point); equal points share one job; single fits a session each."""
+    proc = run_snakemake(tmp_path / "work", "--dry-run", "sweep", configfile=sweep_config(tmp_path))
+    counts = job_counts(proc.stdout)
+    assert counts["fit"] == 12 * 2 and counts["sweep_table"] == 1 and counts["plot_sweep"] == 1
+    fits = sweep_fits(proc.stdout)
+    assert len(fits) == 24 and {f.split("/", 3)[3] for f in fits} == {"multi"}
+    assert {f.split("/")[2] for f in fits} == {"seed0", "seed1"}
+    assert "results/sweep/chosen.yaml" in proc.stdout and "adapt_session" not in counts
+
+    # 0.5 twice and 1 == 1.0 are one point each; the reference (1.0 with the other keys as
+    # configured) is in the grid: 2 points. Single-session fits of two rats, a seed of its own.
+    config = sweep_config(tmp_path, grid={"temperature": [0.5, 1, 0.5, 1.0]}, kind="single",
+                          sessions=["buddy", "cicero"], seeds=[7])
+    proc = run_snakemake(tmp_path / "work", "--dry-run", "sweep", configfile=config)
+    fits = sweep_fits(proc.stdout)
+    assert job_counts(proc.stdout)["fit"] == len(fits) == 2 * 2
+    assert {tuple(f.split("/")[2:]) for f in fits} == {("seed7", "single", "buddy"), ("seed7", "single", "cicero")}
+
+    # a grid without the reference: it is fitted too (13 points), to compare the choice with
+    config = sweep_config(tmp_path, grid={"temperature": [0.1, 0.5, 2.0, 4.0], "output_dimension": [4, 5, 8]})
+    assert job_counts(run_snakemake(tmp_path / "work", "--dry-run", "sweep", configfile=config).stdout)["fit"] == 13 * 2
+
+
+def test_the_sweep_section_leaves_the_default_dag_alone(tmp_path):
+    without = job_counts(run_snakemake(tmp_path / "a", "--dry-run", configfile=REPO / "config/sample.yaml").stdout)
+    with_sweep = job_counts(run_snakemake(tmp_path / "b", "--dry-run", configfile=sweep_config(tmp_path)).stdout)
+    assert with_sweep == without and without["fit"] == fit_count(SAMPLE)
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ({"grid": {}}, "snakemake sweep: the config has no sweep: grid"),
+    ({"grid": {"colour": [1, 2]}}, "sweep: grid: the point {'colour': 1} is not a valid cebra configuration"),
+    ({"grid": {"output_dimension": [3, 1]}}, "sweep: grid: the point {'output_dimension': 1}"),
+    ({"sessions": ["buddy", "nemo"]}, "sweep: sessions ['nemo'] are not among the config's sessions"),
+    ({"sessions": ["buddy"]}, "sweep: kind multi needs at least 2 sessions"),
+    ({"select_by": ["final_loss"]}, "final_loss"),
+])
+def test_bad_sweep_config_fails_with_a_clear_message(tmp_path, sweep, message):
+    proc = run_snakemake(tmp_path / "work", "--dry-run", "sweep", configfile=sweep_config(tmp_path, **sweep), check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_sweep_runs_and_chooses_on_validation(tmp_path):
+    """The example sweep (12 grid points) on the sample rats, one seed and 30 iterations to stay
+    cheap: the table, the figure, the report, the chosen config; fits are not computed twice."""
+    config = write_config(tmp_path / "cheap.yaml", base=None, seeds=[0], cebra={"max_iterations": 30})
+    files = (REPO / "config/sample.yaml", SWEEP_EXAMPLE, config)
+    work = tmp_path / "work"
+    run_snakemake(work, "sweep", "--configfile", *map(str, files))
+    run_snakemake(work, "sweep", "--report", "sweep.html", "--configfile", *map(str, files))
+
+    table = pd.read_parquet(work / "results/tables/sweep.parquet")
+    assert len(table) == 12 and table["candidate"].all() and table["reference"].sum() == 1
+    assert sorted(zip(table["temperature"], table["output_dimension"])) == [
+        (t, d) for t in (0.1, 0.5, 1.0, 2.0) for d in (3, 5, 8)]
+    reference = table[table["reference"]].iloc[0]
+    assert (reference["temperature"], reference["output_dimension"]) == (1.0, 3)
+    assert np.isfinite(table[["final_loss", "validation_error_cm", "validation_consistency", "fit_seconds"]]).all().all()
+    chosen = table[table["chosen"]]
+    assert len(chosen) == 1 and chosen["point"].iloc[0] == table.loc[table["validation_error_cm"].idxmin(), "point"]
+    scored = table["chosen"] | table["reference"]
+    assert table.loc[scored, "test_error_cm"].notna().all() and table.loc[~scored, "test_error_cm"].isna().all()
+    for point in table["point"]:
+        loss = pd.read_parquet(work / f"results/fits/sweep/{point}/seed0/multi/loss.parquet")
+        assert len(loss) == 30 and loss["split"].iloc[0] == f"sweep/{point}"
+        assert loss["total"].iloc[-1] == pytest.approx(table.loc[table["point"] == point, "final_loss"].iloc[0])
+        embedding = pd.read_parquet(work / f"results/fits/sweep/{point}/seed0/multi/embedding.parquet")
+        buddy = embedding[embedding["session"] == "buddy"]["part"].tolist()  # 329 rows: 66 test, 53 validation
+        assert buddy == ["train"] * 210 + ["validation"] * 53 + ["test"] * 66
+    assert_not_blank(work / "results/figures/sweep.png")
+    report = (work / "sweep.html").read_text(errors="replace")
+    assert "Parameter sweep" in report and "sweep.csv" in report
+
+    text = (work / "results/sweep/chosen.yaml").read_text()
+    assert text.startswith("# The parameters `snakemake sweep` chose")
+    merged = effective_config(*files, work / "results/sweep/chosen.yaml")  # the schema accepts it
+    assert merged["cebra"]["temperature"] == chosen["temperature"].iloc[0]
+    assert merged["cebra"]["output_dimension"] == chosen["output_dimension"].iloc[0]
+
+    # nothing is fitted twice: with the chosen parameters as the config's (the reference is then
+    # the chosen point), or a smaller grid (two temperatures), every sweep fit already exists
+    for extra in (work / "results/sweep/chosen.yaml",
+                  write_config(tmp_path / "smaller.yaml", base=None, sweep={"grid": {"temperature": [0.5, 2.0]}})):
+        proc = run_snakemake(work, "--dry-run", "sweep", "--configfile", *map(str, files), str(extra))
+        assert "fit" not in job_counts(proc.stdout), proc.stdout[-3000:]

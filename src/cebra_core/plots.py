@@ -1,5 +1,5 @@
-"""Figures of the demo: embedding grid, consistency heatmaps, loss curves, a new session's scores;
-atomic PNG + PDF saving.
+"""Figures of the demo: embedding grid, consistency heatmaps, loss curves, a new session's scores,
+a parameter sweep's scores; atomic PNG + PDF saving.
 
 Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot state, no display), so they
 render headless in workflow scripts and are freed when dropped. ``plot_consistency`` follows
@@ -34,6 +34,7 @@ __all__ = [
     "plot_loss_curves",
     "plot_new_session",
     "plot_summary",
+    "plot_sweep",
     "embedding_panels",
     "save_figure",
 ]
@@ -369,6 +370,58 @@ def plot_summary(statistics: pd.DataFrame, sessions: Sequence[str]) -> Figure:
     n = int(errors["n"].max()) if len(errors) else 0
     right.set_title(f"Held-out decoding (test parts; mean ± sd of {n} fits)", fontsize=10)
     right.legend(frameon=False)
+    return fig
+
+
+SWEEP_MEASURES = {"validation_error_cm": "Validation decoding error (cm)",
+                  "validation_consistency": "Validation consistency (%)", "final_loss": "Final training loss"}
+
+
+def plot_sweep(table: pd.DataFrame, keys: Sequence[str]) -> Figure:
+    """A sweep's scores against each grid parameter, from ``cebra_core.sweep.sweep_table``'s table.
+
+    A column per parameter with more than one value, a row per measure (validation decoding error,
+    validation consistency, final training loss): each grid point is a dot at its value, mean ± sd
+    over seeds; points that share the other parameters are joined by a line (a colour each). The
+    chosen point is ringed. The loss row shows what CEBRA's GridSearch would choose by.
+    """
+    rows = table[table["candidate"]]
+    keys = list(keys)
+    varied = [k for k in keys if rows[k].nunique() > 1] or keys[:1]
+    measures = [m for m in SWEEP_MEASURES if rows[m].notna().any()]
+    summary = rows.groupby("point", sort=False).agg(
+        **{k: (k, "first") for k in keys}, chosen=("chosen", "any"),
+        **{f"{m} mean": (m, "mean") for m in measures}, **{f"{m} sd": (m, "std") for m in measures})
+    fig = Figure(figsize=(1.0 + 3.3 * len(varied), 0.6 + 2.6 * len(measures)), dpi=100, layout="constrained")
+    axes = np.asarray(fig.subplots(len(measures), len(varied), squeeze=False))
+    for j, key in enumerate(varied):
+        others = [k for k in keys if k != key]
+        values = list(dict.fromkeys(summary[key]))
+        numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
+        position = {v: (float(v) if numeric else float(i)) for i, v in enumerate(values)}
+        lines = list(summary.groupby(others, sort=False)) if others else [((), summary)]
+        colors = sns.color_palette("colorblind", len(lines))
+        for i, measure in enumerate(measures):
+            ax = axes[i, j]
+            scale = 100.0 if measure == "validation_consistency" else 1.0
+            for (line, points), color in zip(lines, colors):
+                points = points.assign(x=points[key].map(position)).sort_values("x")
+                y, sd = scale * points[f"{measure} mean"], scale * points[f"{measure} sd"].fillna(0.0)
+                label = ", ".join(f"{k}={v}" for k, v in zip(others, np.atleast_1d(line))) or None
+                ax.errorbar(points["x"], y, yerr=sd, fmt="o-", color=color, ms=4, lw=1, capsize=2, label=label)
+                ax.plot(points["x"][points["chosen"]], y[points["chosen"]], "o", ms=12, mfc="none", mec="black",
+                        mew=1.5, zorder=3)
+            if numeric and min(values) > 0 and max(values) / min(values) >= 10:
+                ax.set_xscale("log")
+            if not numeric:
+                ax.set_xticks(list(position.values()), labels=[str(v) for v in values])
+            ax.set_xlabel(key if i == len(measures) - 1 else "")
+            ax.set_ylabel(SWEEP_MEASURES[measure] if j == 0 else "")
+            sns.despine(ax=ax)
+        if len(lines) > 1:
+            axes[0, j].legend(fontsize=7, frameon=False)
+    n = table.groupby("point")["seed"].nunique().max()
+    fig.suptitle(f"Parameter sweep: mean ± sd over {n} seed(s); ringed: the chosen point (by validation)", fontsize=10)
     return fig
 
 

@@ -6,6 +6,11 @@ holds out its last 20 %; with k folds the session is cut into k contiguous block
 the test part of fold k, so every sample is tested exactly once (the CEBRA paper uses 3 folds).
 Splits are contiguous in time because neighbouring 25 ms bins are nearly identical: a shuffled
 split would leak the test labels through their neighbours.
+
+A parameter sweep nests a validation part inside the train part (``validation_fraction > 0``):
+the last ``validation_fraction`` of the train rows, in time order (with one fold: the stretch just
+before the test part). Encoders fit on the train rows, the sweep chooses on the validation rows and
+reports the test rows of the chosen point only.
 """
 
 from __future__ import annotations
@@ -23,17 +28,23 @@ __all__ = ["Split", "contiguous_runs", "label_coverage", "transform_parts"]
 
 @dataclass(frozen=True)
 class Split:
-    """Fold ``fold`` of ``folds`` (see the module docstring); ``fold=None`` is the whole session."""
+    """Fold ``fold`` of ``folds`` (see the module docstring); ``fold=None`` is the whole session.
+    ``validation_fraction > 0`` holds the end of the train rows out as a validation part."""
 
     fold: int | None
     folds: int = 1
     test_fraction: float = 0.2
+    validation_fraction: float = 0.0
 
     def __post_init__(self):
         if self.fold is not None and not 0 <= self.fold < self.folds:
             raise ValueError(f"fold {self.fold} does not exist with {self.folds} fold(s)")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.validation_fraction and self.fold is None:
+            raise ValueError("a validation part needs a fold (the whole-session split has no train part to nest it in)")
 
     def test_mask(self, n: int) -> np.ndarray:
         """Boolean (n,): the test rows of a session of n time bins (none for ``all``)."""
@@ -51,11 +62,30 @@ class Split:
             raise ValueError(f"fold {fold} of {self.folds} leaves an empty train or test part of {n} time bins")
         return mask
 
+    def validation_mask(self, n: int) -> np.ndarray:
+        """Boolean (n,): the validation rows, the last ``validation_fraction`` of the non-test rows."""
+        mask = np.zeros(n, dtype=bool)
+        if not self.validation_fraction:
+            return mask
+        rest = np.flatnonzero(~self.test_mask(n))
+        count = int(round(len(rest) * self.validation_fraction))
+        if not 0 < count < len(rest):
+            raise ValueError(f"validation_fraction {self.validation_fraction} leaves an empty train or validation "
+                             f"part of the {len(rest)} non-test time bins")
+        mask[rest[len(rest) - count:]] = True
+        return mask
+
+    def train_mask(self, n: int) -> np.ndarray:
+        """Boolean (n,): the rows an encoder may be fit on (neither validation nor test)."""
+        return ~(self.test_mask(n) | self.validation_mask(n))
+
     def parts(self, n: int) -> np.ndarray:
-        """(n,) array of 'train' / 'test' per row ('all' everywhere for the whole-session split)."""
+        """(n,) array of 'train' / 'validation' / 'test' per row ('all' everywhere for the whole-session split)."""
         if self.fold is None:
             return np.full(n, "all", dtype=object)
-        return np.where(self.test_mask(n), "test", "train").astype(object)
+        parts = np.where(self.test_mask(n), "test", "train").astype(object)
+        parts[self.validation_mask(n)] = "validation"
+        return parts
 
 
 def contiguous_runs(mask: npt.ArrayLike) -> list[slice]:
@@ -78,9 +108,10 @@ def label_coverage(test_position: npt.ArrayLike, session_position: npt.ArrayLike
 
 
 def transform_parts(transform: Callable[[np.ndarray], np.ndarray], neural: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:
-    """Embed a session part by part: each contiguous train and test run through ``transform`` on
-    its own, so no window reaches across a split boundary. Returns (embedding (T, D), parts (T,))."""
+    """Embed a session part by part: each contiguous run of one part (train, validation, test)
+    through ``transform`` on its own, so no window reaches across a split boundary.
+    Returns (embedding (T, D), parts (T,))."""
     parts = split.parts(len(neural))
-    runs = [slice(0, len(neural))] if split.fold is None else contiguous_runs(parts == "train") + contiguous_runs(parts == "test")
+    runs = [run for part in np.unique(parts) for run in contiguous_runs(parts == part)]
     pieces = {run.start: transform(neural[run]) for run in runs}
     return np.concatenate([pieces[start] for start in sorted(pieces)]), parts

@@ -1,6 +1,10 @@
 # Config validation (the schema fills every default), wildcard constraints, the lists of fits,
 # seeds and splits, and the small input functions; no science here.
 
+import copy
+import hashlib
+import itertools
+import json
 import os
 import re
 import types
@@ -100,25 +104,95 @@ HELD_OUT = _held_out_session()
 TRAINED = [s for s in SESSIONS if s != HELD_OUT]  # the sessions of the leave-one-out fit
 
 
-# Fits: "single/<session>", "multi" (all sessions), "multi_without/<held-out session>".
+# Fits: "single/<session>", "multi" (all sessions), "multi_without/<held-out session>", and for a
+# sweep over some of the sessions "multi/<session>+<session>...".
 def fit_sessions(fit):
     """The sessions a fit trains on, in order (a multi-session model's session ids follow it)."""
     if fit == "multi":
         return SESSIONS
-    kind, session = fit.split("/")
-    return [session] if kind == "single" else TRAINED
+    kind, rest = fit.split("/", 1)
+    return {"single": [rest], "multi": rest.split("+"), "multi_without": TRAINED}[kind]
 
 
-FITS = [*(f"single/{s}" for s in SESSIONS), "multi", *(f"multi_without/{s}" for s in [HELD_OUT] if s)]
+def kind_fits(kind, sessions=SESSIONS):
+    """The fits of one kind over some sessions: one per session (single) or one for all (multi)."""
+    if kind == "single":
+        return [f"single/{s}" for s in sessions]
+    return ["multi" if list(sessions) == SESSIONS else "multi/" + "+".join(sessions)]
+
+
+FITS = [*kind_fits("single"), *kind_fits("multi"), *(f"multi_without/{s}" for s in [HELD_OUT] if s)]
+
+
+# Sweeps (snakemake sweep; workflow/rules/sweep.smk). A grid point is the config's cebra parameters
+# with one value per grid key merged in; its fits are the {split} "sweep/<point>", where <point>
+# hashes the point's full parameters and the nested split. Grid entries, or two sweeps, that give
+# the same parameters therefore share one file and one job. The config's own cebra parameters
+# (the reference) are always fitted too, so the chosen point is compared with them on the test part.
+SWEEP = config["sweep"]
+SWEEP_SPLIT = {"fold": 0, "folds": config["evaluation"]["folds"],
+               "test_fraction": config["evaluation"]["test_fraction"],
+               "validation_fraction": SWEEP["validation_fraction"]}
+
+
+def _sweep_point_parameters(grid):
+    """The full cebra parameters of every grid point, each checked against the schema's cebra keys."""
+    base = config["cebra"]
+    points = []
+    for values in itertools.product(*grid.values()):
+        changes = dict(zip(grid, values))
+        # 1 and 1.0 are one temperature: cast to the default's type so they hash alike
+        changes = {k: float(v) if isinstance(base.get(k), float) and isinstance(v, int) and not isinstance(v, bool)
+                   else v for k, v in changes.items()}
+        try:
+            validate({**copy.deepcopy(config), "cebra": {**base, **changes}}, schema="../schemas/config.schema.yaml")
+        except Exception as error:
+            raise ValueError(f"config: sweep: grid: the point {changes} is not a valid cebra configuration: {error}")
+        points.append((changes, {**base, **changes}))
+    return points
+
+
+def point_id(cebra):
+    """A short, stable name for a fit's parameters and the sweep's split (a folder name)."""
+    text = json.dumps({"cebra": cebra, "split": SWEEP_SPLIT}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def _sweep():
+    """{point id: {parameters (the grid's keys), cebra (all), candidate, reference}}, grid order,
+    the reference (the config's cebra) last when the grid does not hold it; the sessions, fits, seeds."""
+    sessions = SWEEP["sessions"] or SESSIONS
+    unknown = [s for s in sessions if s not in SESSIONS]
+    if unknown:
+        raise ValueError(f"config: sweep: sessions {unknown} are not among the config's sessions {SESSIONS}")
+    if SWEEP["kind"] == "multi" and len(sessions) < 2:
+        raise ValueError("config: sweep: kind multi needs at least 2 sessions (or use kind: single)")
+    if "validation_consistency" in SWEEP["select_by"] and len(sessions) < 2:
+        raise ValueError("config: sweep: select_by validation_consistency compares sessions: give at least 2")
+    points = {}
+    if SWEEP["grid"]:
+        for changes, cebra in [*_sweep_point_parameters(SWEEP["grid"]), (None, config["cebra"])]:
+            cebra = dict(sorted(cebra.items()))  # the fit's params, one order whatever the config files' order
+            entry = points.setdefault(point_id(cebra), {"parameters": changes, "cebra": cebra, "candidate": False,
+                                                        "reference": False})
+            entry["candidate"] |= changes is not None
+            entry["reference"] |= changes is None
+        for entry in points.values():  # the reference's values of the grid keys, for the table
+            entry["parameters"] = {k: entry["cebra"][k] for k in SWEEP["grid"]}
+    seeds = [str(s) for s in (SWEEP["seeds"] or config["seeds"])]
+    return points, sessions, kind_fits(SWEEP["kind"], sessions), seeds
+
+
+SWEEP_POINTS, SWEEP_SESSIONS, SWEEP_FITS, SWEEP_SEEDS = _sweep()
 
 
 wildcard_constraints:
     session="|".join(re.escape(s) for s in SESSIONS),
     kind="|".join(KINDS),
-    seed="|".join(SEEDS),
-    split="|".join(SPLITS),
+    seed="|".join(dict.fromkeys(SEEDS + SWEEP_SEEDS)),
+    split="|".join(re.escape(s) for s in SPLITS + [f"sweep/{p}" for p in SWEEP_POINTS]),
     fold="|".join(FOLDS),
-    fit="|".join(re.escape(f) for f in FITS),
+    fit="|".join(re.escape(f) for f in dict.fromkeys(FITS + SWEEP_FITS)),
 
 
 def local_entry(session):
@@ -181,16 +255,25 @@ def fit_file(name, split="{split}", seed="{seed}", fit="{fit}"):
 
 
 def split_params(split):
-    """cebra_core.splits.Split's arguments for a split name: fold index (None: whole sessions), folds, test_fraction."""
+    """cebra_core.splits.Split's arguments for a split name: fold index (None: whole sessions), folds,
+    test_fraction; a sweep's split also validation_fraction."""
+    if split.startswith("sweep/"):
+        return SWEEP_SPLIT
     evaluation = config["evaluation"]
     fold = None if split == "all" else FOLDS.index(split)
     return {"fold": fold, "folds": evaluation["folds"], "test_fraction": evaluation["test_fraction"]}
 
 
+def fit_cebra(wildcards):
+    """A fit's cebra parameters: the config's, or its sweep point's."""
+    if wildcards.split.startswith("sweep/"):
+        return SWEEP_POINTS[wildcards.split.removeprefix("sweep/")]["cebra"]
+    return config["cebra"]
+
+
 def kind_embeddings(wildcards):
     """The whole-session embedding table(s) of one kind of fit and one seed, in session order."""
-    fits = [f"single/{s}" for s in SESSIONS] if wildcards.kind == "single" else ["multi"]
-    return [fit_file("embedding.parquet", "all", wildcards.seed, fit) for fit in fits]
+    return [fit_file("embedding.parquet", "all", wildcards.seed, fit) for fit in kind_fits(wildcards.kind)]
 
 
 def gpu_resources():
@@ -225,9 +308,8 @@ def heldout_groups(kinds=KINDS):
     for seed in SEEDS:
         for fold in FOLDS:
             for kind in kinds:
-                fits = [f"single/{s}" for s in SESSIONS] if kind == "single" else ["multi"]
                 groups.append({"seed": int(seed), "fold": fold, "kind": kind,
-                               "paths": [fit_file("embedding.parquet", fold, seed, fit) for fit in fits]})
+                               "paths": [fit_file("embedding.parquet", fold, seed, fit) for fit in kind_fits(kind)]})
     return groups
 
 
@@ -259,3 +341,30 @@ def _largest_test_fraction():
     """The largest part of a session any held-out fold tests on (its decoder trains on the rest)."""
     evaluation = config["evaluation"]
     return evaluation["test_fraction"] if evaluation["folds"] == 1 else 1 / evaluation["folds"]
+
+
+def sweep_runs(wildcards=None):
+    """Every grid point x seed of the sweep: {point, seed, parameters, candidate, reference, and the
+    paths of its fits' embeddings, losses and benchmarks}; an error when the config has no sweep."""
+    if not SWEEP_POINTS:
+        raise ValueError("snakemake sweep: the config has no sweep: grid (see config/sweep.example.yaml)")
+    runs = []
+    for point, entry in SWEEP_POINTS.items():
+        for seed in SWEEP_SEEDS:
+            split = f"sweep/{point}"
+            runs.append({"point": point, "seed": int(seed), "parameters": entry["parameters"],
+                         "candidate": entry["candidate"], "reference": entry["reference"],
+                         "embeddings": [fit_file("embedding.parquet", split, seed, f) for f in SWEEP_FITS],
+                         "losses": [fit_file("loss.parquet", split, seed, f) for f in SWEEP_FITS],
+                         "benchmarks": [f"results/benchmarks/fit/{split}/seed{seed}/{f}.tsv" for f in SWEEP_FITS]})
+    return runs
+
+
+def sweep_inputs(wildcards):
+    return [path for run in sweep_runs() for name in ("embeddings", "losses", "benchmarks") for path in run[name]]
+
+
+def sweep_targets(wildcards):
+    """The sweep's outputs (snakemake sweep); an error when the config has no sweep."""
+    sweep_runs()
+    return ["results/tables/sweep.csv", "results/figures/sweep.png", "results/sweep/chosen.yaml"]

@@ -1,6 +1,7 @@
 # Fits: one rule for every model. {fit} is single/<session>, multi (all sessions) or
-# multi_without/<session> (the leave-one-out fit, new_session.smk); {split} is all (whole sessions)
-# or a held-out fold (trained on the train parts only); {seed} one of the config's seeds.
+# multi_without/<session> (the leave-one-out fit, new_session.smk); {split} is all (whole sessions),
+# a held-out fold (trained on the train parts only) or sweep/<point> (a sweep's grid point, trained
+# on the train parts without their validation parts: sweep.smk); {seed} one of the seeds.
 # Each keeps a checkpoint under results/checkpoints/ (not an output) and resumes from it.
 
 
@@ -18,7 +19,7 @@ rule fit:
         "results/benchmarks/fit/{split}/seed{seed}/{fit}.tsv"
     params:
         sessions=lambda wildcards: fit_sessions(wildcards.fit),
-        cebra=config["cebra"],
+        cebra=fit_cebra,
         split=lambda wildcards: split_params(wildcards.split),
         device=config["device"],
         checkpoint="results/checkpoints/{split}/seed{seed}/{fit}.pt",

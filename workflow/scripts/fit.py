@@ -1,5 +1,6 @@
 """Fit CEBRA on one session (single) or several (multi) for one seed, on whole sessions or on the
-train parts of a held-out split; save the model, the loss history and every row's embedding."""
+train parts of a held-out split (a sweep's split also holds out a validation part); save the model,
+the loss history and every row's embedding."""
 
 import logging
 import time
@@ -23,7 +24,7 @@ multi = not snakemake.wildcards.fit.startswith("single/")
 params = {**snakemake.params.cebra, "seed": int(snakemake.wildcards.seed)}
 split = Split(**snakemake.params.split)
 sessions = [read_session(path, session=name) for path, name in zip(snakemake.input.sessions, names)]
-train = [(x[~split.test_mask(len(x))], y[~split.test_mask(len(x))]) for x, y in sessions]
+train = [(x[split.train_mask(len(x))], y[split.train_mask(len(x))]) for x, y in sessions]
 
 # The checkpoint holds a fingerprint of the parameters and the data: an interrupted job with the
 # same inputs resumes; a changed config starts afresh.
@@ -31,8 +32,8 @@ checkpoint = Path(snakemake.params.checkpoint)
 if checkpoint.exists():
     logging.info("resuming from checkpoint %s", checkpoint)
 model = CEBRA(**params, device=snakemake.params.device, verbose=True, checkpoint_path=snakemake.params.checkpoint)
-logging.info("fitting %s (seed %s, split %s) on %s: train rows %s", snakemake.wildcards.fit, params["seed"],
-             snakemake.wildcards.split, names, [len(x) for x, _ in train])
+logging.info("fitting %s (seed %s, split %s) on %s: train rows %s; parameters %s", snakemake.wildcards.fit,
+             params["seed"], snakemake.wildcards.split, names, [len(x) for x, _ in train], params)
 started = time.perf_counter()
 if multi:
     model.fit([x for x, _ in train], [y for _, y in train])
