@@ -164,7 +164,7 @@ def test_sweep_fits_are_gpu_jobs_of_the_fit_rule(tmp_path):
     fits = [res for rule, res in jobs if rule == "fit"]
     assert len(fits) == 12 * len(SAMPLE_CONFIG["seeds"]) == job_counts(proc.stdout)["fit"]
     assert all(res["gpu"] == "1" and res["mem_mb"] == "16000" for res in fits), fits
-    assert {rule for rule, _ in jobs} == {"fit", "simulate_session", "sweep_table", "plot_sweep", "sweep"}
+    assert {rule for rule, _ in jobs} == {"fit", "simulate_session", "check_sessions", "sweep_table", "plot_sweep", "sweep"}
     assert "Group job post" in proc.stdout
 
 
