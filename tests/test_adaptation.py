@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from cebra_core import CEBRA
-from cebra_core.adaptation import new_session_encoder, window_embedding_table
+from cebra_core.adaptation import (
+    first_layer_preactivations,
+    new_session_encoder,
+    regression_init,
+    window_embedding_table,
+)
 from cebra_core.metrics import consistency_score
-from cebra_core.model import embed_sequence, gather_windows
-from cebra_core.simulate import simulate_session
+from cebra_core.model import Offset10Model, embed_sequence, gather_windows
+from cebra_core.simulate import Tuning, simulate_session
 
 RATS = ("achilles", "buddy", "cicero", "gatsby")
 PARAMS = dict(batch_size=128, max_iterations=300, seed=0, device="cpu")
+OLD_METHOD = dict(layers="first", init="random")  # CEBRA.adapt before issue 12
+OTHER_TUNING = Tuning(sigma=(0.25, 0.5), peak_rate=(1.0, 4.0), background=(0.5, 2.0))  # wide, weak fields
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +32,16 @@ def sessions():
 
 
 @pytest.fixture(scope="module")
-def adapted(sessions):
+def trained_model(sessions):
+    """A multi-session model of the first three rats (not to be changed: tests adapt copies)."""
     X, y = sessions
-    model = CEBRA(**PARAMS).fit(X[:3], y[:3])
+    return CEBRA(**PARAMS).fit(X[:3], y[:3])
+
+
+@pytest.fixture(scope="module")
+def adapted(sessions, trained_model):
+    X, y = sessions
+    model = copy.deepcopy(trained_model)
     trained = [model.transform(x, session_id=i) for i, x in enumerate(X[:3])]
     new_id = model.adapt(X[3], y[3])
     return model, new_id, trained
@@ -47,15 +63,56 @@ def test_adapt_returns_new_session_and_leaves_trained_sessions_unchanged(adapted
     assert z.shape == (X[3].shape[0], 3) and np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
 
 
-def test_only_the_first_layer_is_new(adapted):
+def test_default_trains_a_copy_of_all_layers(adapted):
     model, new_id, _ = adapted
     template, new = model.model_[0].state_dict(), model.model_[new_id].state_dict()
     assert new["net.0.weight"].shape == (32, 66, 2)  # gatsby's own neurons
+    changed = [name for name in new if not name.startswith("net.0.") and not torch.equal(new[name], template[name])]
+    assert len(changed) == len(new) - 2  # every later layer moved away from the template (a copy)
+    assert all(p.requires_grad for p in model.model_[new_id].parameters())
+
+
+def test_layers_first_trains_only_the_first_layer(sessions):
+    X, y = sessions
+    model = CEBRA(**{**PARAMS, "max_iterations": 20}).fit(X[:2], y[:2])
+    new_id = model.adapt(X[3], y[3], max_iterations=20, **OLD_METHOD)
+    template, new = model.model_[0].state_dict(), model.model_[new_id].state_dict()
     untrained = new_session_encoder(model.model_[0], 66, seed=model.seed_ + new_id).state_dict()
     assert not torch.equal(new["net.0.weight"], untrained["net.0.weight"])  # the first layer was trained
     for name, value in new.items():
         if not name.startswith("net.0."):
             torch.testing.assert_close(value, template[name], rtol=0, atol=0)  # the rest is frozen
+
+
+def test_regression_init_recovers_a_known_first_layer():
+    """A new 'rat' whose neurons are the template's, permuted, at the same labels: the ridge fit
+    reproduces the template's pre-activations, with the permuted weights."""
+    sim = simulate_session("buddy", scale=0.3, seed=2)
+    x, labels = torch.from_numpy(sim.neural), torch.from_numpy(sim.labels)
+    labels[:, 0] += torch.arange(len(labels)) * 1e-7  # unique labels: the match is the same time step
+    template = new_session_encoder(Offset10Model(48), 48, seed=0)
+    permutation = torch.from_numpy(np.random.default_rng(0).permutation(48))
+    encoder = new_session_encoder(template, 48, seed=1)
+    hidden = first_layer_preactivations(template, x)
+    regression_init(encoder, x[:, permutation], labels, hidden, labels[:-1])
+    torch.testing.assert_close(first_layer_preactivations(encoder, x[:, permutation]), hidden, rtol=0, atol=0.02)
+    torch.testing.assert_close(encoder.first_layer.weight, template.first_layer.weight[:, permutation], rtol=0, atol=0.02)
+
+
+def test_new_method_beats_the_old_on_a_rat_tuned_otherwise(sessions, trained_model):
+    """Gatsby simulated with wide, weak place fields, adapted from its first 80 % for 100 steps: the
+    regression-initialised all-layer adapt lands far closer to the trained rats than the old method."""
+    X, y = sessions
+    trained = [trained_model.transform(x, session_id=i) for i, x in enumerate(X[:3])]
+    other = simulate_session("gatsby", scale=0.08, seed=1, tuning=OTHER_TUNING)
+    split = int(0.8 * len(other.neural))
+    scores = {}
+    for name, options in {"old": OLD_METHOD, "new": {}}.items():
+        fresh = copy.deepcopy(trained_model)
+        new_id = fresh.adapt(other.neural[:split], other.labels[:split], max_iterations=100, **options)
+        z = fresh.transform(other.neural, session_id=new_id)
+        scores[name] = _consistency_of_last(trained + [z], y[:3] + [other.labels])
+    assert scores["new"] > 0.78 and scores["new"] > scores["old"] + 0.1, scores
 
 
 def test_adapted_session_lands_in_the_shared_space(adapted, sessions):
@@ -95,6 +152,15 @@ def test_adapt_survives_save_and_load(adapted, sessions, tmp_path):
     assert another == 4
 
 
+def test_regression_init_needs_what_old_model_files_lack(sessions):
+    X, y = sessions
+    model = CEBRA(**{**PARAMS, "max_iterations": 2}).fit(X[:2], y[:2])
+    del model._extra_state["template_hidden"]  # as in a model saved before init="regression"
+    with pytest.raises(ValueError, match="refit the model, or pass init='random'"):
+        model.adapt(X[3], y[3], max_iterations=2)
+    assert model.adapt(X[3], y[3], max_iterations=2, init="random") == 2
+
+
 def test_adapt_rejects_bad_input(sessions):
     X, y = sessions
     single = CEBRA(**{**PARAMS, "max_iterations": 2}).fit(X[0], y[0])
@@ -109,3 +175,10 @@ def test_adapt_rejects_bad_input(sessions):
         multi.adapt(X[3], y[3][:-1])
     with pytest.raises(ValueError, match="not fitted"):
         CEBRA().adapt(X[3], y[3])
+    with pytest.raises(ValueError, match="layers='some' is not supported; supported: all, first"):
+        multi.adapt(X[3], y[3], layers="some")
+    with pytest.raises(ValueError, match="init='zeros' is not supported; supported: regression, random"):
+        multi.adapt(X[3], y[3], init="zeros")
+    with pytest.raises(ValueError, match="learning_rate must be positive"):
+        multi.adapt(X[3], y[3], learning_rate=0.0)
+    assert multi.num_sessions_ == 2  # nothing was added by the failed calls

@@ -1,12 +1,16 @@
 """Embedding a new, unseen session into a trained multi-session space (`CEBRA.adapt`).
 
-Method: the new session gets its own first layer (it has its own neurons), put in front of a
-trained encoder's later layers, which stay frozen. Only that first layer is trained, with
-InfoNCE against the trained sessions' embeddings, which are fixed and so computed once: the
-positive of a new-session sample is the trained sample whose label is nearest to its label plus
-an empirical time_offsets-step delta (`sampling.AdaptationSampler`), and negatives are drawn
-from every trained session. The new session therefore lands in the shared space without
-changing any trained encoder or the embeddings they give.
+Method: the new session gets its own encoder, a copy of a trained one (session 0's, the
+template) with its own first layer (it has its own neurons). That first layer starts as a
+ridge regression of the template's first-layer pre-activations on the new neurons, at
+label-matched samples (`regression_init`): before any training, the new rat already drives the
+template's hidden units as session 0 does at the same position. Then the whole copy is trained
+(`layers="all"`; `"first"` keeps the later layers frozen) with InfoNCE against the trained
+sessions' embeddings, which are fixed and so computed once: the positive of a new-session
+sample is the trained sample whose label is nearest to its label plus an empirical
+time_offsets-step delta (`sampling.AdaptationSampler`), and negatives are drawn from every
+trained session. The new session therefore lands in the shared space without changing any
+trained encoder or the embeddings they give. `benchmarks/bench_adapt.py` compares the choices.
 """
 
 from __future__ import annotations
@@ -15,20 +19,63 @@ import torch
 
 from cebra_core.loss import InfoNCE, infonce
 from cebra_core.model import OFFSET_LEFT, OFFSET_RIGHT, Offset10Model, build_models, encode_windows, gather_windows
-from cebra_core.sampling import Batch
+from cebra_core.sampling import Batch, NearestLabelIndex
 
 TRAINED_FIRST_LAYER = "net.0."
+ADAPT_LAYERS = ("all", "first")  # which layers of the new encoder adapt trains
+ADAPT_INITS = ("regression", "random")  # how its first layer starts
+DEFAULT_LAYERS, DEFAULT_INIT = "all", "regression"  # the winners of benchmarks/bench_adapt.py
+RIDGE = 1e-3  # regression_init's ridge, relative to the mean diagonal of the Gram matrix
 
 
-def new_session_encoder(template: Offset10Model, num_neurons: int, seed: int) -> Offset10Model:
-    """A fresh first layer for `num_neurons` inputs; the template's later layers copied and frozen."""
+def new_session_encoder(
+    template: Offset10Model, num_neurons: int, seed: int, layers: str = DEFAULT_LAYERS
+) -> Offset10Model:  # fmt: skip
+    """A fresh (random) first layer for `num_neurons` inputs and a copy of the template's later layers.
+
+    `layers="first"` freezes the copied layers (requires_grad False); `"all"` leaves them trainable.
+    """
+    if layers not in ADAPT_LAYERS:
+        raise ValueError(f"layers={layers!r} is not supported; supported: {', '.join(ADAPT_LAYERS)}")
     num_units, num_output = template.first_layer.out_channels, template.num_output
     encoder = build_models([num_neurons], num_units, num_output, seed)[0].to(template.first_layer.weight.device)
     later = {k: v for k, v in template.state_dict().items() if not k.startswith(TRAINED_FIRST_LAYER)}
     encoder.load_state_dict(later, strict=False)
     for name, parameter in encoder.named_parameters():
-        parameter.requires_grad_(name.startswith(TRAINED_FIRST_LAYER))
+        parameter.requires_grad_(layers == "all" or name.startswith(TRAINED_FIRST_LAYER))
     return encoder
+
+
+def first_layer_preactivations(encoder: Offset10Model, neural: torch.Tensor) -> torch.Tensor:
+    """(T-1, H): the first layer's output before GELU at steps t = (x[t], x[t+1]) of a (T, N) session."""
+    weight, bias = encoder.first_layer.weight.detach(), encoder.first_layer.bias.detach()  # (H, N, 2), (H,)
+    return neural[:-1] @ weight[:, :, 0].T + neural[1:] @ weight[:, :, 1].T + bias
+
+
+@torch.no_grad()
+def regression_init(
+    encoder: Offset10Model, neural: torch.Tensor, labels: torch.Tensor,
+    template_hidden: torch.Tensor, template_labels: torch.Tensor, ridge: float = RIDGE,
+) -> None:  # fmt: skip
+    """Set the new first layer to the ridge fit of the template's pre-activations at label-matched steps.
+
+    Step t of the new session ((x[t], x[t+1]), label[t]) is paired with the template step whose
+    label is nearest (`template_hidden` (T0-1, H) from `first_layer_preactivations`, labelled by
+    `template_labels` (T0-1, d)); the fit maps the new neurons onto what the template's hidden units
+    do at the same label, so the frozen-or-not later layers start from familiar input.
+    """
+    match = NearestLabelIndex([template_labels]).nearest(
+        labels[:-1], torch.zeros(labels.shape[0] - 1, dtype=torch.long, device=labels.device)
+    )
+    target = template_hidden[match].double()  # (T-1, H)
+    design = torch.cat([neural[:-1], neural[1:], torch.ones_like(neural[:-1, :1])], dim=1).double()  # (T-1, 2N+1)
+    gram = design.T @ design
+    penalty = ridge * torch.diagonal(gram).mean() * torch.ones(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    penalty[-1] = 0  # the bias is not shrunk
+    coef = torch.linalg.solve(gram + torch.diag(penalty), design.T @ target).float()  # (2N+1, H)
+    n = neural.shape[1]
+    encoder.first_layer.weight.copy_(torch.stack([coef[:n].T, coef[n : 2 * n].T], dim=-1))
+    encoder.first_layer.bias.copy_(coef[-1])
 
 
 def adaptation_step(

@@ -18,7 +18,16 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from cebra_core.adaptation import adaptation_step, new_session_encoder, window_embedding_table
+from cebra_core.adaptation import (
+    ADAPT_INITS,
+    DEFAULT_INIT,
+    DEFAULT_LAYERS,
+    adaptation_step,
+    first_layer_preactivations,
+    new_session_encoder,
+    regression_init,
+    window_embedding_table,
+)
 from cebra_core.loss import SUPPORTED_DISTANCES
 from cebra_core.model import (
     OFFSET_LEFT,
@@ -226,20 +235,33 @@ class CEBRA:
             self._extra_state = {
                 "trained_labels": [l.cpu() for l in labels_t],
                 "trained_embeddings": [embed_sequence(m, x).cpu() for m, x in zip(models, neural_t)],
+                "template_hidden": first_layer_preactivations(models[0], neural_t[0]).cpu(),
             }
         return self
 
     # ------------------------------------------------------------------ new sessions
-    def adapt(self, X_new, y_new, max_iterations: int | None = None) -> int:
+    def adapt(
+        self, X_new, y_new, max_iterations: int | None = None, *,
+        layers: str = DEFAULT_LAYERS, init: str = DEFAULT_INIT, learning_rate: float | None = None,
+    ) -> int:  # fmt: skip
         """Fit an encoder for a new, unseen session into this multi-session space; returns its session_id.
 
-        Only the new session's first layer is trained (in front of session 0's frozen later
-        layers), against the trained sessions' fixed embeddings; see `cebra_core.adaptation`.
-        `max_iterations` defaults to the model's own `max_iterations`.
+        The new encoder is a copy of session 0's with its own first layer, started by regression
+        onto session 0's first layer at label-matched samples (`init="regression"`, or `"random"`),
+        and trained (`layers="all"`, or only the `"first"` layer) against the trained sessions'
+        fixed embeddings; trained encoders never change. See `cebra_core.adaptation`.
+        `max_iterations` and `learning_rate` default to the model's own.
         """
         encoders = self._encoders()
         if self.num_sessions_ is None:
             raise ValueError("adapt() needs a multi-session model (fit it with lists of sessions)")
+        if init not in ADAPT_INITS:
+            raise ValueError(f"init={init!r} is not supported; supported: {', '.join(ADAPT_INITS)}")
+        if init == "regression" and "template_hidden" not in self._extra_state:
+            raise ValueError(
+                "adapt(init='regression') needs session 0's first-layer activations, which models saved "
+                "before this option do not store: refit the model, or pass init='random'"
+            )
         new_id = len(encoders)
         where = f"new session {new_id}"
         X_new = _check_neural(X_new, where)
@@ -252,20 +274,26 @@ class CEBRA:
         if X_new.shape[0] <= self.time_offsets:
             raise ValueError(f"{where}: {X_new.shape[0]} samples leave no label differences at time_offsets={self.time_offsets}")
         iterations = self.max_iterations if max_iterations is None else int(max_iterations)
+        learning_rate = self.learning_rate if learning_rate is None else float(learning_rate)
+        if not learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
         device = next(encoders[0].parameters()).device
         seed = self._adapt_seed(new_id)
-        encoder = new_session_encoder(encoders[0], X_new.shape[1], seed)
+        encoder = new_session_encoder(encoders[0], X_new.shape[1], seed, layers)
+        neural = torch.from_numpy(X_new).to(device)
+        labels = torch.from_numpy(y_new).to(device)
+        if init == "regression":
+            hidden = self._extra_state["template_hidden"].to(device)
+            regression_init(encoder, neural, labels, hidden, trained_labels[0][:-1].to(device))
         generator = torch.Generator(device=device).manual_seed(seed)
-        sampler = AdaptationSampler(
-            torch.from_numpy(y_new).to(device), [l.to(device) for l in trained_labels], self.time_offsets, generator
-        )
+        sampler = AdaptationSampler(labels, [l.to(device) for l in trained_labels], self.time_offsets, generator)
         table = window_embedding_table([z.to(device) for z in self._extra_state["trained_embeddings"]])
         train(
             [encoder],
-            [torch.from_numpy(X_new).to(device)],
+            [neural],
             sampler,
             batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
+            learning_rate=learning_rate,
             temperature=self.temperature,
             max_iterations=iterations,
             generator=generator,
@@ -284,8 +312,10 @@ class CEBRA:
         return self.seed_ + new_id
 
     def untrained_encoder(self, num_neurons: int):
-        """The encoder `adapt` starts from for the next new session of `num_neurons` neurons, as a
-        function (T, num_neurons) -> (T, output_dimension): the untrained baseline of a new session."""
+        """An untrained encoder for the next new session of `num_neurons` neurons (the fresh random
+        first layer `adapt` draws, before any initialisation or training, in front of the trained
+        later layers), as a function (T, num_neurons) -> (T, output_dimension): the new session's
+        baseline."""
         encoders = self._encoders()
         encoder = new_session_encoder(encoders[0], num_neurons, self._adapt_seed(len(encoders)))
 

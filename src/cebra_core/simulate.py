@@ -21,12 +21,22 @@ MIN_BINS = 100  # the shortest session simulated, whatever the scale (a few laps
 RIGHT, LEFT, BOTH = 0, 1, 2
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """Ranges the place fields are drawn from; `Tuning()` is the project's rats, others make unlike rats."""
+
+    sigma: tuple[float, float] = (0.05, 0.15)  # m; the field spans about ±sigma, i.e. 10-30 cm
+    peak_rate: tuple[float, float] = (5.0, 20.0)  # Hz
+    background: tuple[float, float] = (0.05, 0.5)  # Hz
+    direction_p: tuple[float, float, float] = (0.4, 0.4, 0.2)  # P(RIGHT), P(LEFT), P(BOTH)
+
+
 @dataclass
 class PlaceCells:
     """Ground truth of the simulated neurons (one entry per neuron)."""
 
     centers: np.ndarray  # m
-    sigmas: np.ndarray  # m; the field spans about ±sigma, i.e. 10-30 cm
+    sigmas: np.ndarray  # m; the field spans about ±sigma
     peak_rates: np.ndarray  # Hz
     background: np.ndarray  # Hz
     directions: np.ndarray  # RIGHT, LEFT or BOTH
@@ -69,22 +79,22 @@ def simulate_trajectory(
     )
 
 
-def place_cells(n_neurons: int, rng: np.random.Generator) -> PlaceCells:
-    """Draw fields: centres on the track, widths 10-30 cm, peaks 5-20 Hz, mostly one direction."""
+def place_cells(n_neurons: int, rng: np.random.Generator, tuning: Tuning = Tuning()) -> PlaceCells:
+    """Draw fields: centres uniform on the track, widths, peaks and directions from `tuning`."""
     return PlaceCells(
         centers=rng.uniform(0.0, TRACK_LENGTH, n_neurons),
-        sigmas=rng.uniform(0.05, 0.15, n_neurons),
-        peak_rates=rng.uniform(5.0, 20.0, n_neurons),
-        background=rng.uniform(0.05, 0.5, n_neurons),
-        directions=rng.choice([RIGHT, LEFT, BOTH], size=n_neurons, p=[0.4, 0.4, 0.2]),
+        sigmas=rng.uniform(*tuning.sigma, n_neurons),
+        peak_rates=rng.uniform(*tuning.peak_rate, n_neurons),
+        background=rng.uniform(*tuning.background, n_neurons),
+        directions=rng.choice([RIGHT, LEFT, BOTH], size=n_neurons, p=list(tuning.direction_p)),
     )
 
 
-def simulate(n_bins: int, n_neurons: int, seed: int | list[int] = 0) -> SimulatedSession:
-    """Simulate one session of ``n_bins`` 25 ms bins and ``n_neurons`` place cells."""
+def simulate(n_bins: int, n_neurons: int, seed: int | list[int] = 0, tuning: Tuning = Tuning()) -> SimulatedSession:
+    """Simulate one session of ``n_bins`` 25 ms bins and ``n_neurons`` place cells tuned as `tuning`."""
     rng = np.random.default_rng(seed)
     position, right, running = simulate_trajectory(n_bins, rng)
-    cells = place_cells(n_neurons, rng)
+    cells = place_cells(n_neurons, rng, tuning)
     field = np.exp(-0.5 * ((position[:, None] - cells.centers) / cells.sigmas) ** 2)
     active = np.where(right[:, None], cells.directions != LEFT, cells.directions != RIGHT)
     gain = np.where(running, 1.0, 0.2)[:, None]  # place cells fire less while the rat sits still
@@ -94,7 +104,9 @@ def simulate(n_bins: int, n_neurons: int, seed: int | list[int] = 0) -> Simulate
     return SimulatedSession(neural=neural, labels=labels, cells=cells)
 
 
-def simulate_session(name: str, *, scale: float = 1.0, seed: int = 0, shape: tuple[int, int] | None = None) -> SimulatedSession:
+def simulate_session(
+    name: str, *, scale: float = 1.0, seed: int = 0, shape: tuple[int, int] | None = None, tuning: Tuning = Tuning()
+) -> SimulatedSession:
     """Simulate rat ``name`` with its real shape (or ``shape``), T shrunk by ``scale``; deterministic."""
     if shape is None:
         if name not in RAT_SHAPES:
@@ -104,4 +116,4 @@ def simulate_session(name: str, *, scale: float = 1.0, seed: int = 0, shape: tup
         raise ValueError(f"scale must be > 0, got {scale}")
     n_bins = max(MIN_BINS, int(round(shape[0] * scale)))
     # Each rat gets its own stream, stable across Python runs (crc32, not hash()).
-    return simulate(n_bins, shape[1], seed=[int(seed), zlib.crc32(name.encode())])
+    return simulate(n_bins, shape[1], seed=[int(seed), zlib.crc32(name.encode())], tuning=tuning)
