@@ -19,6 +19,11 @@ Scores of the new rat (means over seeds ± sd; each seed also draws the simulate
 
     PYTHONPATH=src python benchmarks/bench_adapt.py [--data sim real] [--seeds 0 1 2]
         [--iterations 1000] [--real-iterations 2000] [--adapt-iterations N] [--json out.json]
+
+The issue-12 tables came from (1 torch thread each, on a shared 2-core CPU):
+    --data sim --iterations 1000 --scale 0.15 --methods <all but "lr x10">            (~35 min)
+    --data sim --iterations 300 --batch-size 128 --scale 0.08 --methods <the same>    (~10 min)
+    --data real --real-iterations 2000 --methods <old, all layers x random/regression, regression only>  (~60 min)
 """
 
 from __future__ import annotations
