@@ -28,7 +28,7 @@ if model.num_sessions_ != len(trained):
 
 X, y = data[held_out]
 train = ~split.test_mask(len(X))
-untrained = model.untrained_encoder(X.shape[1])  # the adapted encoder's own starting point
+untrained = model.untrained_encoder(X.shape[1])  # the baseline: a fresh random first layer, untrained
 logging.info("adapting %s (train part %d of %d rows) into the space of %s", held_out, train.sum(), len(X), trained)
 started = time.perf_counter()
 new_id = model.adapt(X[train], y[train], max_iterations=snakemake.params.iterations)
