@@ -1,5 +1,6 @@
 """Shared test helpers: the repository root, the real sessions (via CEBRA_SHARED_DATA), running the
-workflow through the `snakemake` CLI in a temporary working directory, and a local HTTP server."""
+workflow through the `snakemake` CLI in a temporary working directory, the conda stand-in and the
+sample run made with it, and a local HTTP server."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -115,6 +117,25 @@ class CondaStandIn:
 @pytest.fixture(scope="session")
 def conda_standin(tmp_path_factory) -> CondaStandIn:
     return CondaStandIn(tmp_path_factory.mktemp("conda"))
+
+
+@pytest.fixture(scope="session")
+def sample_run(conda_standin, tmp_path_factory) -> tuple[Path, str, int]:
+    """The mission's command on the sample data (``snakemake --use-conda``, through the stand-in), run
+    once per test session, then its report: (work folder, snakemake's output, envs it built).
+
+    Every test of the finished sample run uses this one run (tests/test_conda.py checks every output
+    and env; tests/test_workflow.py resumes a killed fit against it). The plain route (no conda) runs
+    end to end in the real-data smoke run and the sweep run."""
+    sample = REPO / "config" / "sample.yaml"
+    work = tmp_path_factory.mktemp("sample")
+    start = time.monotonic()
+    proc = run_snakemake(work, *conda_standin.args, configfile=sample, env=conda_standin.env)
+    wall = time.monotonic() - start
+    output = proc.stdout + proc.stderr
+    run_snakemake(work, *conda_standin.args, "--report", "report.html", configfile=sample, env=conda_standin.env)
+    print(f"\nsample workflow with --use-conda (stand-in): {wall:.0f} s wall")
+    return work, output, output.count("Creating conda environment")
 
 
 class FileServer:

@@ -4,7 +4,8 @@ The whole sample workflow runs with ``--use-conda`` and a conda prefix shared by
 (conftest.py, ``conda_standin``): Snakemake builds every env from envs/*.yaml exactly as it would with
 a real conda (the same commands, the env file copied into the prefix, the pip section run from
 there), then runs each job after ``source <conda_prefix>/bin/activate <env>``. Every output is
-checked as the plain run's test does (tests/test_workflow.py, ``check_sample_outputs``).
+checked (tests/test_workflow.py, ``check_sample_outputs``). This run is the test session's one
+sample run (conftest.py, ``sample_run``).
 
 Proof that the jobs ran inside their envs: each env's Python leaves a record per process
 (sys.prefix, argv, the file of each top-level module). For every job: its interpreter is its
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -95,25 +95,11 @@ def check_jobs_ran_in_envs(conda, work: Path, counts: dict[str, int]) -> dict[st
     return outside
 
 
-@pytest.fixture(scope="module")
-def conda_sample_run(conda_standin, tmp_path_factory):
-    """The sample workflow with --use-conda, run once; then its report."""
-    work = tmp_path_factory.mktemp("conda-sample")
-    start = time.monotonic()
-    proc = run_snakemake(work, *conda_standin.args, configfile=SAMPLE, env=conda_standin.env, timeout=1800)
-    wall = time.monotonic() - start
-    output = proc.stdout + proc.stderr
-    built = output.count("Creating conda environment")
-    run_snakemake(work, *conda_standin.args, "--report", "report.html", configfile=SAMPLE, env=conda_standin.env)
-    print(f"\nsample workflow with --use-conda (stand-in): {wall:.0f} s wall, {built} envs built")
-    return work, output, built
-
-
 @pytest.mark.slow
-def test_sample_workflow_with_conda(conda_sample_run, conda_standin, capsys):
+def test_sample_workflow_with_conda(sample_run, conda_standin, capsys):
     from test_workflow import check_sample_outputs
 
-    work, output, built = conda_sample_run
+    work, output, built = sample_run
     envs = conda_standin.envs()
     assert set(envs) == {env for env, _ in rule_steps().values() if env}, envs  # one per env file, all used
     assert built in (0, len(envs))  # 0: another test of this session built them first
@@ -125,7 +111,7 @@ def test_sample_workflow_with_conda(conda_sample_run, conda_standin, capsys):
 
 
 @pytest.mark.slow
-def test_conda_run_from_another_folder(conda_sample_run, conda_standin, tmp_path):
+def test_conda_run_from_another_folder(sample_run, conda_standin, tmp_path):
     """From an unrelated working folder, with --snakefile and --directory: the built envs are reused
     and the jobs still find this checkout's cebra_core."""
     elsewhere = tmp_path / "elsewhere"

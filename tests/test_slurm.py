@@ -5,7 +5,8 @@
 * A real run: a throwaway one-node SLURM cluster on this machine (tests/slurm/onenode.py: a
   private munged, slurmctld and slurmd, stopped by PID afterwards), the whole sample workflow
   through real `sbatch` jobs with profiles/slurm plus the CI overrides of tests/slurm/profile,
-  then every output checked as the local sample run's test does.
+  then every output checked as the local sample run's test does; then `snakemake sweep` (12 grid
+  points, side by side as GPU jobs), its outputs checked as the local sweep's test does.
 
 Without the SLURM binaries (apt-get install slurmctld slurmd slurm-client munge), root, or the
 plugin, the real-cluster tests skip with the reason; with CEBRA_REQUIRE_SLURM=1 (CI) they fail
@@ -122,7 +123,7 @@ def test_slurm_profile_dry_run(tmp_path, site):
     assert len(light) == counts["total"] - len(fits) - 1, jobs
     for res in fits:
         assert res["gpu"] == "1" and res["runtime"] == "180" and res["mem_mb"] == "16000", res
-        assert res["cpus_per_task"] == "1"  # follows `threads` (fit_threads: 1 in the sample config)
+        assert res["cpus_per_task"] == "1"  # follows `threads` (fit_threads, default 1)
         assert res.get("gpu_model") == site.get("CEBRA_SLURM_GPU_MODEL")
         assert res.get("slurm_partition") == site.get("CEBRA_SLURM_GPU_PARTITION")
         assert res.get("slurm_account") == site.get("CEBRA_SLURM_ACCOUNT")
@@ -287,21 +288,16 @@ def test_gpu_job_sees_its_gpu_and_torch_falls_back_to_cpu(slurm_cluster):
     assert visible == "0" and device == ("cuda" if cuda == "True" else "cpu")
 
 
-@pytest.mark.slow
-def test_sample_workflow_on_slurm(slurm_cluster, conda_standin, tmp_path, capsys):
-    """The whole sample workflow as real sbatch jobs through profiles/slurm with --use-conda (the
-    conda stand-in and the envs of tests/test_conda.py, built once per session), every output
-    checked, every job run in its env."""
-    work = tmp_path / "work"
-    work.mkdir()
-    conda_standin.create_envs(tmp_path / "envs")  # outside RUN_TIMEOUT; nothing to do when already built
-    env = clean_env(slurm_cluster.env(), CEBRA_SLURM_PARTITION=onenode.PARTITION, CEBRA_SLURM_GPU_MODEL=GPU_TYPE)
+def run_on_slurm(cluster, conda, work: Path, *args: str) -> tuple[str, list[dict[str, str]], float]:
+    """``snakemake *args`` through profiles/slurm (plus the CI overrides) with --use-conda from
+    ``work``: (its output, the sbatch jobs it submitted, wall seconds); fails unless it succeeded."""
+    env = clean_env(cluster.env(), CEBRA_SLURM_PARTITION=onenode.PARTITION, CEBRA_SLURM_GPU_MODEL=GPU_TYPE)
     env.pop("PYTHONPATH", None)
-    env.update(PATH=f"{conda_standin.BIN}{os.pathsep}{env['PATH']}", CONDA_STANDIN_TRACE=str(conda_standin.trace))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *conda_standin.args,
-           "--profile", str(PROFILE), "--workflow-profile", str(CI_PROFILE), "--configfile", str(SAMPLE)]
+    env.update(PATH=f"{conda.BIN}{os.pathsep}{env['PATH']}", CONDA_STANDIN_TRACE=str(conda.trace))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *conda.args,
+           "--profile", str(PROFILE), "--workflow-profile", str(CI_PROFILE), *args]
     log = work / "snakemake-slurm.log"
-    earlier = {j["JobId"] for j in slurm_jobs(slurm_cluster)}  # e.g. the srun test's job
+    earlier = {j["JobId"] for j in slurm_jobs(cluster)}  # e.g. the srun test's job
     start = time.monotonic()
     with open(log, "w") as out:  # run from the work folder: the plugin submits jobs with -D <cwd>
         proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -316,23 +312,22 @@ def test_sample_workflow_on_slurm(slurm_cluster, conda_standin, tmp_path, capsys
                 proc.wait()
             returncode = None
     wall = time.monotonic() - start
-    jobs = [j for j in slurm_jobs(slurm_cluster) if j["JobId"] not in earlier]
-    table = jobs_table(jobs, work)
-    with capsys.disabled():
-        print(f"\n\nsample workflow through SLURM ({len(jobs)} sbatch jobs): {wall:.0f} s wall, "
-              f"cluster up in {slurm_cluster.startup_seconds:.1f} s\n{table}\n")
+    jobs = [j for j in slurm_jobs(cluster) if j["JobId"] not in earlier]
     output = log.read_text(errors="replace")
     assert returncode is not None, (f"the SLURM run did not finish within {RUN_TIMEOUT} s\n{output[-4000:]}\n"
-                                    f"{slurm_cluster.diagnostics()}")
-    assert returncode == 0, f"snakemake failed ({returncode})\n{output[-6000:]}\n{slurm_cluster.diagnostics()}"
+                                    f"{cluster.diagnostics()}")
+    assert returncode == 0, f"snakemake failed ({returncode})\n{output[-6000:]}\n{cluster.diagnostics()}"
+    assert all(j["JobState"] == "COMPLETED" for j in jobs), jobs_table(jobs, work)
+    assert "Creating conda environment" not in output  # built before, shared with tests/test_conda.py
+    return output, jobs, wall
 
-    # every job went through sbatch: one per GPU-rule job (on a GPU), the data and post groups
-    counts = job_counts(output)
+
+def check_gpu_jobs(jobs: list[dict[str, str]], counts: dict[str, int], work: Path) -> list[str]:
+    """Every job of a GPU rule was its own sbatch job with one GPU of the test model, the profile's
+    time and memory; the other jobs had no GPU. Returns the groups the other jobs ran as."""
+    table = jobs_table(jobs, work)
     gpu_jobs = [j for j in jobs if job_rule(j.get("Comment", "")) in GPU_RULES]
-    groups = sorted(job_rule(j.get("Comment", "")).split("_")[0] for j in jobs if j not in gpu_jobs)
-    assert all(j["JobState"] == "COMPLETED" for j in jobs), table
     assert len(gpu_jobs) == sum(counts.get(rule, 0) for rule in GPU_RULES) >= 5, table
-    assert groups == ["data", "post"], table
     for j in jobs:
         gpu = j.get("TresPerJob", "")
         if j in gpu_jobs:
@@ -341,8 +336,25 @@ def test_sample_workflow_on_slurm(slurm_cluster, conda_standin, tmp_path, capsys
         else:
             assert "gpu" not in gpu and j["Partition"] == onenode.PARTITION, j
     assert len(list((work / ".snakemake/slurm_logs").rglob("*.log"))) == len(jobs)
+    return sorted(job_rule(j.get("Comment", "")).split("_")[0] for j in jobs if j not in gpu_jobs)
 
-    assert "Creating conda environment" not in output  # built above, shared with tests/test_conda.py
+
+@pytest.mark.slow
+def test_sample_workflow_on_slurm(slurm_cluster, conda_standin, tmp_path, capsys):
+    """The whole sample workflow as real sbatch jobs through profiles/slurm with --use-conda (the
+    conda stand-in and the envs of tests/test_conda.py, built once per session), every output
+    checked, every job run in its env."""
+    work = tmp_path / "work"
+    work.mkdir()
+    conda_standin.create_envs(tmp_path / "envs")  # outside RUN_TIMEOUT; nothing to do when already built
+    output, jobs, wall = run_on_slurm(slurm_cluster, conda_standin, work, "--configfile", str(SAMPLE))
+    with capsys.disabled():
+        print(f"\n\nsample workflow through SLURM ({len(jobs)} sbatch jobs): {wall:.0f} s wall, "
+              f"cluster up in {slurm_cluster.startup_seconds:.1f} s\n{jobs_table(jobs, work)}\n")
+
+    # every job went through sbatch: one per GPU-rule job (on a GPU), the data and post groups
+    counts = job_counts(output)
+    assert check_gpu_jobs(jobs, counts, work) == ["data", "post"], jobs_table(jobs, work)
 
     # the outputs: the same checks as the local sample run (tests/test_workflow.py)
     run_snakemake(work, *conda_standin.args, "--report", "report.html", configfile=SAMPLE, env=conda_standin.env)
@@ -351,3 +363,28 @@ def test_sample_workflow_on_slurm(slurm_cluster, conda_standin, tmp_path, capsys
 
     check_sample_outputs(work, *conda_standin.args, env=conda_standin.env)
     check_jobs_ran_in_envs(conda_standin, work, counts)
+
+
+@pytest.mark.slow
+def test_sweep_on_slurm(slurm_cluster, conda_standin, tmp_path, capsys):
+    """`snakemake sweep` (the example's 12 grid points, cheap) as real sbatch jobs: every grid point
+    is its own GPU fit job, run side by side; the table, figure, report and chosen config as locally."""
+    from test_workflow import check_sweep_outputs, cheap_sweep_configs
+
+    work = tmp_path / "work"
+    work.mkdir()
+    conda_standin.create_envs(tmp_path / "envs")
+    files = cheap_sweep_configs(tmp_path)
+    output, jobs, wall = run_on_slurm(slurm_cluster, conda_standin, work, "sweep", "--configfile", *map(str, files))
+    with capsys.disabled():
+        print(f"\n\nsweep through SLURM ({len(jobs)} sbatch jobs): {wall:.0f} s wall\n{jobs_table(jobs, work)}\n")
+    counts = job_counts(output)
+    assert counts["fit"] == 12 and set(check_gpu_jobs(jobs, counts, work)) <= {"data", "post"}
+    fits = [j for j in jobs if job_rule(j.get("Comment", "")) == "fit"]
+    starts = sorted(j["StartTime"] for j in fits)
+    ends = sorted(j["EndTime"] for j in fits)
+    assert starts[1] < ends[0], "the grid's fit jobs ran one after another, not side by side"
+
+    run_snakemake(work, *conda_standin.args, "sweep", "--report", "sweep.html", "--configfile", *map(str, files),
+                  env=conda_standin.env)
+    check_sweep_outputs(work, files)

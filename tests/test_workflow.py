@@ -1,6 +1,7 @@
-"""The Snakemake workflow through its CLI: lint, dry runs, the config schema, the whole sample run
-end to end (every output checked, report included), a fit killed mid-way that resumes, and a
-real-data smoke run on achilles + buddy from the shared data folder."""
+"""The Snakemake workflow through its CLI: lint, dry runs, the config schema, the checks of every
+output of a sample run (``check_sample_outputs``: the conda and SLURM tests run them on their runs),
+a fit killed mid-way that resumes, sweeps, and a real-data smoke run on achilles + buddy from the
+shared data folder (the whole workflow without conda)."""
 
 import os
 import re
@@ -204,18 +205,6 @@ def test_new_session_target_follows_the_config(tmp_path):
 # ---------------------------------------------------------------------------------------- sample run
 
 
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
-    """The README's sample-data command, run once, then the report."""
-    work = tmp_path_factory.mktemp("sample")
-    start = time.monotonic()
-    run_snakemake(work, configfile=REPO / "config/sample.yaml")
-    wall = time.monotonic() - start
-    run_snakemake(work, "--report", "report.html", configfile=REPO / "config/sample.yaml")
-    print(f"\nsample workflow wall time: {wall:.1f} s")
-    return work
-
-
 def sample_length(rat: str) -> int:
     return max(MIN_BINS, round(RAT_SHAPES[rat][0] * SAMPLE["data"]["simulate"]["scale"]))
 
@@ -247,11 +236,6 @@ def assert_not_blank(png):
     assert pixels.std() > 0.05
     pdf = png.with_suffix(".pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 5_000
-
-
-@pytest.mark.slow
-def test_sample_workflow_outputs(sample_run):
-    check_sample_outputs(sample_run)
 
 
 def check_heldout_fits_saw_no_test_rows(work, seed: int):
@@ -414,7 +398,8 @@ def check_new_session(work, held_out: str, rats: list[str], seeds: list[int]) ->
 @pytest.mark.slow
 def test_killed_fit_resumes_and_matches(sample_run, tmp_path):
     """SIGKILL the whole snakemake process group once a checkpoint exists; the rerun resumes and
-    gives the same numbers as the uninterrupted sample run."""
+    gives the same numbers as the uninterrupted sample run (conftest.py: made with --use-conda, so
+    this also shows that the conda route and the plain route compute the same fit)."""
     target = "results/fits/all/seed0/single/cicero/embedding.parquet"
     config = REPO / "config/sample.yaml"
     proc = subprocess.Popen(
@@ -439,7 +424,7 @@ def test_killed_fit_resumes_and_matches(sample_run, tmp_path):
     for name in ("embedding.parquet", "loss.parquet"):
         pd.testing.assert_frame_equal(
             pd.read_parquet(fit_dir(tmp_path, "single/cicero") / name),
-            pd.read_parquet(fit_dir(sample_run, "single/cicero") / name),
+            pd.read_parquet(fit_dir(sample_run[0], "single/cicero") / name),
         )
     assert not list(checkpoints.glob("*.pt"))
 
@@ -589,16 +574,18 @@ def test_bad_sweep_config_fails_with_a_clear_message(tmp_path, sweep, message):
     assert proc.returncode != 0 and message in proc.stdout + proc.stderr
 
 
-@pytest.mark.slow
-def test_sweep_runs_and_chooses_on_validation(tmp_path):
-    """The example sweep (12 grid points) on the sample rats, one seed and 30 iterations to stay
-    cheap: the table, the figure, the report, the chosen config; fits are not computed twice."""
-    config = write_config(tmp_path / "cheap.yaml", base=None, seeds=[0], cebra={"max_iterations": 30})
-    files = (REPO / "config/sample.yaml", SWEEP_EXAMPLE, config)
-    work = tmp_path / "work"
-    run_snakemake(work, "sweep", "--configfile", *map(str, files))
-    run_snakemake(work, "sweep", "--report", "sweep.html", "--configfile", *map(str, files))
+CHEAP_SWEEP_ITERATIONS = 30
 
+
+def cheap_sweep_configs(tmp_path) -> tuple[Path, ...]:
+    """The example sweep (12 grid points) on the sample rats, one seed and 30 iterations to stay cheap."""
+    config = write_config(tmp_path / "cheap.yaml", base=None, seeds=[0], cebra={"max_iterations": CHEAP_SWEEP_ITERATIONS})
+    return REPO / "config/sample.yaml", SWEEP_EXAMPLE, config
+
+
+def check_sweep_outputs(work: Path, files: tuple[Path, ...]):
+    """Every output of the cheap example sweep in ``work`` (also used by the SLURM test): the table,
+    the figure, the report (``sweep.html``), the chosen config; chosen on validation, tested apart."""
     table = pd.read_parquet(work / "results/tables/sweep.parquet")
     assert len(table) == 12 and table["candidate"].all() and table["reference"].sum() == 1
     assert sorted(zip(table["temperature"], table["output_dimension"])) == [
@@ -612,7 +599,7 @@ def test_sweep_runs_and_chooses_on_validation(tmp_path):
     assert table.loc[scored, "test_error_cm"].notna().all() and table.loc[~scored, "test_error_cm"].isna().all()
     for point in table["point"]:
         loss = pd.read_parquet(work / f"results/fits/sweep/{point}/seed0/multi/loss.parquet")
-        assert len(loss) == 30 and loss["split"].iloc[0] == f"sweep/{point}"
+        assert len(loss) == CHEAP_SWEEP_ITERATIONS and loss["split"].iloc[0] == f"sweep/{point}"
         assert loss["total"].iloc[-1] == pytest.approx(table.loc[table["point"] == point, "final_loss"].iloc[0])
         embedding = pd.read_parquet(work / f"results/fits/sweep/{point}/seed0/multi/embedding.parquet")
         buddy = embedding[embedding["session"] == "buddy"]["part"].tolist()  # 329 rows: 66 test, 53 validation
@@ -626,6 +613,16 @@ def test_sweep_runs_and_chooses_on_validation(tmp_path):
     merged = effective_config(*files, work / "results/sweep/chosen.yaml")  # the schema accepts it
     assert merged["cebra"]["temperature"] == chosen["temperature"].iloc[0]
     assert merged["cebra"]["output_dimension"] == chosen["output_dimension"].iloc[0]
+
+
+@pytest.mark.slow
+def test_sweep_runs_and_chooses_on_validation(tmp_path):
+    """The cheap example sweep, run locally: every output checked; fits are not computed twice."""
+    files = cheap_sweep_configs(tmp_path)
+    work = tmp_path / "work"
+    run_snakemake(work, "sweep", "--configfile", *map(str, files))
+    run_snakemake(work, "sweep", "--report", "sweep.html", "--configfile", *map(str, files))
+    check_sweep_outputs(work, files)
 
     # nothing is fitted twice: with the chosen parameters as the config's (the reference is then
     # the chosen point), or a smaller grid (two temperatures), every sweep fit already exists

@@ -129,6 +129,8 @@ FITS = [*kind_fits("single"), *kind_fits("multi"), *(f"multi_without/{s}" for s 
 # hashes the point's full parameters and the nested split. Grid entries, or two sweeps, that give
 # the same parameters therefore share one file and one job. The config's own cebra parameters
 # (the reference) are always fitted too, so the chosen point is compared with them on the test part.
+# The grid is expanded here, not in cebra_core: under --use-conda Snakemake's own process has no
+# cebra_core (nor numpy) to import; the scoring and the choice are cebra_core.sweep's, in the jobs.
 SWEEP = config["sweep"]
 SWEEP_SPLIT = {"fold": 0, "folds": config["evaluation"]["folds"],
                "test_fraction": config["evaluation"]["test_fraction"],
