@@ -19,7 +19,7 @@ import pandas as pd
 
 from cebra_core.data import SessionError
 from cebra_core.metrics import EmptyBinError, bin_embedding
-from cebra_core.model import RECEPTIVE_FIELD
+from cebra_core.offsets import RECEPTIVE_FIELD
 
 # A linear track longer than this is not a rat's: such positions are taken to be in centimetres
 # (or another unit), which the decoding error (reported in cm = 100 x the position unit) gets wrong.

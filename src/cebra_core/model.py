@@ -16,13 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-FIRST_KERNEL = 2  # the first Conv1d's kernel size
-BLOCK_KERNEL = 3  # kernel size of each residual block and of the output Conv1d
-NUM_BLOCKS = 3
-# Each Conv1d of kernel k shortens the sequence by k - 1: one output needs this many input samples.
-RECEPTIVE_FIELD = 1 + (FIRST_KERNEL - 1) + (NUM_BLOCKS + 1) * (BLOCK_KERNEL - 1)  # 10
-OFFSET_LEFT = RECEPTIVE_FIELD // 2  # samples before the centre; the window of sample i is i-5 ... i+4
-OFFSET_RIGHT = RECEPTIVE_FIELD - OFFSET_LEFT  # counts the centre sample, as CEBRA's Offset(5, 5) does
+from cebra_core.offsets import (  # noqa: F401  (re-exported: the model's window, torch-free)
+    BLOCK_KERNEL,
+    FIRST_KERNEL,
+    NUM_BLOCKS,
+    OFFSET_LEFT,
+    OFFSET_RIGHT,
+    RECEPTIVE_FIELD,
+)
+
 SUPPORTED_ARCHITECTURES = ("offset10-model",)
 
 

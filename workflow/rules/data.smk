@@ -79,6 +79,6 @@ rule check_sessions:
     group:
         "data"
     conda:
-        "../../envs/fit.yaml"  # the checks need the model's receptive field (cebra_core.model, torch)
+        "../../envs/data.yaml"
     script:
         "../scripts/check_sessions.py"
