@@ -8,7 +8,7 @@
 
 from snakemake.utils import min_version
 
-min_version("9.0")
+min_version("9.17")  # a rule's priority may be a function of its wildcards (fit.smk)
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")

@@ -116,6 +116,22 @@ def test_readme_key_table_matches_the_schema():
     assert set(rows) == set(leaves) | {"sessions"}, set(rows) ^ (set(leaves) | {"sessions"})
     for key, default in leaves.items():
         assert rows[key] == default, (key, rows[key], default)
+
+
+def test_longest_fits_start_first(tmp_path):
+    """A fit's priority is the number of sessions it trains on: the multi-session fits (longest)
+    are scheduled before the single-session ones, so on few cores none runs alone at the end."""
+    proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=REPO / "config/sample.yaml")
+    priority = {}
+    for block in proc.stdout.split("\n\n"):
+        if re.search(r"rule fit:", block):
+            fit = re.search(r"wildcards: .*fit=([\w/+]+)", block)[1]
+            priority.setdefault(fit, set()).add(int(re.search(r"priority: (\d+)", block)[1]))
+    held_out = SAMPLE["new_session"]["held_out"]
+    assert priority == {**{f"single/{rat}": {1} for rat in RATS}, "multi": {len(RATS)},
+                        f"multi_without/{held_out}": {len(RATS) - 1}}
+
+
 def test_gpu_config_declares_gpu_resource(tmp_path):
     config = write_config(tmp_path / "gpu.yaml", gpu=True)
     proc = run_snakemake(tmp_path / "work", "--dry-run", "--resources", "gpu=1", configfile=config)

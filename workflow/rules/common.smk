@@ -124,6 +124,12 @@ def kind_fits(kind, sessions=SESSIONS):
 FITS = [*kind_fits("single"), *kind_fits("multi"), *(f"multi_without/{s}" for s in [HELD_OUT] if s)]
 
 
+def fit_priority(wildcards):
+    """Longest first: the more sessions a fit trains on, the longer it runs, so it starts first; on a
+    few cores no multi-session fit is then left running alone while the other cores idle."""
+    return len(fit_sessions(wildcards.fit))
+
+
 # Sweeps (snakemake sweep; workflow/rules/sweep.smk). A grid point is the config's cebra parameters
 # with one value per grid key merged in; its fits are the {split} "sweep/<point>", where <point>
 # hashes the point's full parameters and the nested split. Grid entries, or two sweeps, that give

@@ -24,6 +24,7 @@ rule fit:
         device=config["device"],
         checkpoint="results/checkpoints/{split}/seed{seed}/{fit}.pt",
     threads: config["fit_threads"]
+    priority: fit_priority
     resources:
         **gpu_resources(),
     conda:
