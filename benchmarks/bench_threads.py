@@ -17,20 +17,17 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_training import RATS, _fit_seconds, _read_sessions, write_sessions  # noqa: E402
+from bench_training import RATS, run_case, write_sessions  # noqa: E402
 
 ITERATIONS = {"single": (50, 250), "multi": (20, 80)}
 
 
 def child(data: str, threads: int, n1: int, n2: int) -> dict:
+    """One fit's rate with `threads` threads (bench_training's measurement, one repeat)."""
     import torch
 
     torch.set_num_threads(threads)
-    neural, labels = _read_sessions(data)
-    _fit_seconds("cebra_core", neural, labels, 3, "cpu")  # warm-up
-    t1 = _fit_seconds("cebra_core", neural, labels, n1, "cpu")
-    t2 = _fit_seconds("cebra_core", neural, labels, n2, "cpu")
-    return {"it_per_s": (n2 - n1) / (t2 - t1)}
+    return run_case("cebra_core", data, n1, n2, "cpu", repeats=1)
 
 
 def run_together(data: str, threads: list[int], n1: int, n2: int) -> list[float]:
