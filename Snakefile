@@ -4,7 +4,7 @@
 # -> alignment -> consistency, decoding, statistics -> figures -> report; and a new session: a
 # multi-session fit without one rat, that rat adapted into it, scored on its test part
 # (new_session.smk); and, as its own target, a parameter sweep (snakemake sweep, sweep.smk).
-# All science lives in the cebra_core package; see README.md.
+# The plan (which fits, splits, targets) is cebra_core.planning's; all science lives in cebra_core.
 
 from snakemake.utils import min_version
 
@@ -27,6 +27,22 @@ include: "workflow/rules/sweep.smk"
 
 
 rule all:
-    input:
-        final_targets(),
     default_target: True
+    input:
+        plan.final_targets(),
+
+
+# The parts, each a target of its own (docs/workflow.md).
+rule figures:
+    input:
+        plan.figure_targets(),
+
+
+rule evaluation:
+    input:
+        plan.evaluation_targets(),
+
+
+rule new_session:
+    input:
+        plan.new_session_targets(),

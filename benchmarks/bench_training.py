@@ -35,7 +35,8 @@ def write_sessions(names: list[str], length: int | None, path: str) -> None:
     """Simulate sessions with the real shapes (or a synthetic length, for the T-scaling case) into an .npz."""
     import numpy as np
 
-    from cebra_core.simulate import RAT_SHAPES, simulate, simulate_session
+    from cebra_core.rats import RAT_SHAPES
+    from cebra_core.simulate import simulate, simulate_session
 
     if length is not None:
         sims = [simulate(length, RAT_SHAPES[names[0]][1], seed=0)]

@@ -16,7 +16,8 @@ import pytest
 
 from cebra_core import download
 from cebra_core.data import load_session
-from cebra_core.download import PUBLISHED, DownloadError, fetch_session
+from cebra_core.download import DownloadError, fetch_session
+from cebra_core.rats import PUBLISHED
 from conftest import run_snakemake, shared_file, write_config
 
 

@@ -20,7 +20,7 @@ from plotly.offline import get_plotlyjs_version
 
 from cebra_core.interactive import MAX_POINTS_PER_PANEL, colorscale, plot_embeddings_3d, subsample, write_html
 from cebra_core.plots import LEFT_CMAP, RIGHT_CMAP
-from cebra_core.simulate import BIN_SECONDS, RAT_SHAPES, TRACK_LENGTH
+from cebra_core.rats import BIN_SECONDS, RAT_SHAPES, TRACK_LENGTH
 from headless_chromium import ChromiumUnavailable, find_chromium, render
 
 REQUIRE = os.environ.get("CEBRA_REQUIRE_CHROMIUM", "") not in ("", "0")

@@ -16,7 +16,8 @@ from pynwb.misc import Units
 
 from cebra_core.data import SessionError, load_session
 from cebra_core.nwb import DEFAULT_INTERVALS, read_nwb, running_direction
-from cebra_core.simulate import BIN_SECONDS, simulate, simulate_session
+from cebra_core.rats import BIN_SECONDS
+from cebra_core.simulate import simulate, simulate_session
 from conftest import REPO, run_snakemake, write_config
 
 DT = BIN_SECONDS

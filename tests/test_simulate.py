@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from cebra_core.simulate import BIN_SECONDS, BOTH, LEFT, RAT_SHAPES, RIGHT, TRACK_LENGTH, simulate_session
+from cebra_core.rats import BIN_SECONDS, RAT_SHAPES, TRACK_LENGTH
+from cebra_core.simulate import BOTH, LEFT, RIGHT, simulate_session
 
 
 @pytest.mark.parametrize("name", sorted(RAT_SHAPES))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cebra_core.download import PUBLISHED
+from cebra_core.rats import PUBLISHED
 from cebra_core.files import atomic_output, md5sum
 
 LABEL_COLUMNS = ("position", "right", "left")

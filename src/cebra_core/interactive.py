@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from cebra_core.files import atomic_output
 from cebra_core.plots import LEFT_CMAP, RIGHT_CMAP, check_panel
-from cebra_core.simulate import BIN_SECONDS
+from cebra_core.rats import BIN_SECONDS
 
 __all__ = ["MAX_POINTS_PER_PANEL", "colorscale", "plot_embeddings_3d", "subsample", "write_html"]
 

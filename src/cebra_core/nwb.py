@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from cebra_core.data import _fail, validate_session
-from cebra_core.simulate import BIN_SECONDS
+from cebra_core.rats import BIN_SECONDS
 
 VELOCITY_SMOOTHING_S = 0.1  # s, sigma of the Gaussian smoothing the position before its velocity
 MIN_SPEED = 0.02  # m/s; slower counts as standing still (the flag keeps the last run's direction)

@@ -12,11 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cebra_core.download import PUBLISHED
+from cebra_core.rats import BIN_SECONDS, RAT_SHAPES, TRACK_LENGTH
 
-RAT_SHAPES: dict[str, tuple[int, int]] = {name: rat["shape"] for name, rat in PUBLISHED.items()}  # (T, N)
-TRACK_LENGTH = 1.6  # m
-BIN_SECONDS = 0.025
 MIN_BINS = 100  # the shortest session simulated, whatever the scale (a few laps)
 RIGHT, LEFT, BOTH = 0, 1, 2
 

@@ -12,21 +12,21 @@ rule align:
         "logs/analysis/align/seed{seed}/{kind}.log",
     benchmark:
         "results/benchmarks/align/seed{seed}/{kind}.tsv"
-    params:
-        sessions=SESSIONS,
-        top_k=config["analysis"]["alignment_top_k"],
     group:
         "post"
     conda:
         "../../envs/analysis.yaml"
+    params:
+        sessions=SESSIONS,
+        top_k=config["analysis"]["alignment_top_k"],
     script:
         "../scripts/align.py"
 
 
 rule consistency:
     input:
-        single=all_seeds("results/alignment/seed{seed}/single.parquet"),
-        multi=all_seeds("results/alignment/seed{seed}/multi.parquet"),
+        single=all_seeds(rules.align.output[0], kind="single"),
+        multi=all_seeds(rules.align.output[0], kind="multi"),
     output:
         table="results/tables/consistency.parquet",
         csv=report(
@@ -38,21 +38,21 @@ rule consistency:
         "logs/analysis/consistency.log",
     benchmark:
         "results/benchmarks/consistency/consistency.tsv"
-    params:
-        sessions=SESSIONS,
-        seeds=SEEDS,
-        bins=config["analysis"]["consistency_bins"],
     group:
         "post"
     conda:
         "../../envs/analysis.yaml"
+    params:
+        sessions=SESSIONS,
+        seeds=SEEDS,
+        bins=config["analysis"]["consistency_bins"],
     script:
         "../scripts/consistency.py"
 
 
 rule decoding:
     input:
-        [path for group in heldout_groups() for path in group["paths"]],
+        [path for group in plan.heldout_groups() for path in group["paths"]],
     output:
         table="results/tables/decoding.parquet",
         csv=report(
@@ -64,25 +64,29 @@ rule decoding:
         "logs/analysis/decoding.log",
     benchmark:
         "results/benchmarks/decoding/decoding.tsv"
-    params:
-        groups=heldout_groups(),
-        sessions=SESSIONS,
-        neighbors=config["analysis"]["decoding_neighbors"],
-        top_k=config["analysis"]["alignment_top_k"],
-        min_coverage=config["evaluation"]["min_coverage"],
     group:
         "post"
     conda:
         "../../envs/analysis.yaml"
+    params:
+        groups=plan.heldout_groups(),
+        sessions=SESSIONS,
+        neighbors=config["analysis"]["decoding_neighbors"],
+        top_k=config["analysis"]["alignment_top_k"],
+        min_coverage=config["evaluation"]["min_coverage"],
     script:
         "../scripts/decoding.py"
 
 
 rule statistics:
     input:
-        consistency="results/tables/consistency.parquet",
-        decoding="results/tables/decoding.parquet",
-        single=[fit_file("embedding.parquet", "all", seed, f"single/{s}") for seed in SEEDS for s in SESSIONS],
+        consistency=rules.consistency.output.table,
+        decoding=rules.decoding.output.table,
+        single=[
+            fit_file("embedding.parquet", "all", seed, f"single/{s}")
+            for seed in SEEDS
+            for s in SESSIONS
+        ],
         multi=all_seeds(fit_file("embedding.parquet", "all", "{seed}", "multi")),
     output:
         table="results/tables/statistics.parquet",
@@ -95,11 +99,11 @@ rule statistics:
         "logs/analysis/statistics.log",
     benchmark:
         "results/benchmarks/statistics/statistics.tsv"
-    params:
-        sessions=SESSIONS,
     group:
         "post"
     conda:
         "../../envs/analysis.yaml"
+    params:
+        sessions=SESSIONS,
     script:
         "../scripts/statistics.py"

@@ -12,11 +12,11 @@ if SOURCE == "published":
             "logs/data/download_{session}.log",
         benchmark:
             "results/benchmarks/download_session/{session}.tsv"
-        params:
-            download=config["data"]["download"],
         localrule: True
         conda:
             "../../envs/data.yaml"
+        params:
+            download=config["data"]["download"],
         script:
             "../scripts/download_session.py"
 
@@ -30,12 +30,12 @@ if SOURCE == "simulate":
             "logs/data/simulate_{session}.log",
         benchmark:
             "results/benchmarks/simulate_session/{session}.tsv"
-        params:
-            simulate=config["data"]["simulate"],
         group:
             "data"
         conda:
             "../../envs/data.yaml"
+        params:
+            simulate=config["data"]["simulate"],
         script:
             "../scripts/simulate_session.py"
 
@@ -50,13 +50,13 @@ else:
             "logs/data/import_{session}.log",
         benchmark:
             "results/benchmarks/import_session/{session}.tsv"
-        params:
-            md5=session_md5,
-            nwb=session_nwb,
         group:
             "data"
         conda:
             "../../envs/data.yaml"
+        params:
+            md5=session_md5,
+            nwb=session_nwb,
         script:
             "../scripts/import_session.py"
 
@@ -72,13 +72,13 @@ rule check_sessions:
         "logs/data/check_sessions.log",
     benchmark:
         "results/benchmarks/check_sessions/check_sessions.tsv"
-    params:
-        sessions=SESSIONS,
-        needs=session_needs(),
-        sources=session_sources(),
     group:
         "data"
     conda:
         "../../envs/data.yaml"
+    params:
+        sessions=SESSIONS,
+        needs=plan.session_needs(),
+        sources=plan.session_sources(),
     script:
         "../scripts/check_sessions.py"

@@ -4,8 +4,8 @@
 
 rule plot_embeddings:
     input:
-        single=f"results/alignment/seed{FIRST_SEED}/single.parquet",
-        multi=f"results/alignment/seed{FIRST_SEED}/multi.parquet",
+        single=rules.align.output[0].format(seed=FIRST_SEED, kind="single"),
+        multi=rules.align.output[0].format(seed=FIRST_SEED, kind="multi"),
     output:
         png=report(
             "results/figures/embeddings.png",
@@ -17,20 +17,20 @@ rule plot_embeddings:
         "logs/figures/embeddings.log",
     benchmark:
         "results/benchmarks/plot_embeddings/plot_embeddings.tsv"
-    params:
-        sessions=SESSIONS,
     group:
         "post"
     conda:
         "../../envs/figures.yaml"
+    params:
+        sessions=SESSIONS,
     script:
         "../scripts/plot_embeddings.py"
 
 
 rule plot_embeddings_3d:
     input:
-        single=f"results/alignment/seed{FIRST_SEED}/single.parquet",
-        multi=f"results/alignment/seed{FIRST_SEED}/multi.parquet",
+        single=rules.plot_embeddings.input.single,
+        multi=rules.plot_embeddings.input.multi,
     output:
         report(
             "results/figures/embeddings_3d/{session}.html",
@@ -43,19 +43,19 @@ rule plot_embeddings_3d:
         "logs/figures/embeddings_3d/{session}.log",
     benchmark:
         "results/benchmarks/plot_embeddings_3d/{session}.tsv"
-    params:
-        sessions=SESSIONS,
     group:
         "post"
     conda:
         "../../envs/figures.yaml"
+    params:
+        sessions=SESSIONS,
     script:
         "../scripts/plot_embeddings_3d.py"
 
 
 rule plot_consistency:
     input:
-        "results/tables/consistency.parquet",
+        rules.consistency.output.table,
     output:
         png=report(
             "results/figures/consistency.png",
@@ -67,20 +67,23 @@ rule plot_consistency:
         "logs/figures/consistency.log",
     benchmark:
         "results/benchmarks/plot_consistency/plot_consistency.tsv"
-    params:
-        sessions=SESSIONS,
-        seed=int(FIRST_SEED),
     group:
         "post"
     conda:
         "../../envs/figures.yaml"
+    params:
+        sessions=SESSIONS,
+        seed=int(FIRST_SEED),
     script:
         "../scripts/plot_consistency.py"
 
 
 rule plot_loss:
     input:
-        single=[fit_file("loss.parquet", "all", FIRST_SEED, f"single/{s}") for s in SESSIONS],
+        single=[
+            fit_file("loss.parquet", "all", FIRST_SEED, f"single/{s}")
+            for s in SESSIONS
+        ],
         multi=fit_file("loss.parquet", "all", FIRST_SEED, "multi"),
     output:
         png=report(
@@ -93,21 +96,20 @@ rule plot_loss:
         "logs/figures/loss.log",
     benchmark:
         "results/benchmarks/plot_loss/plot_loss.tsv"
-    params:
-        sessions=SESSIONS,
-        batch_size=config["cebra"]["batch_size"],
     group:
         "post"
     conda:
         "../../envs/figures.yaml"
+    params:
+        sessions=SESSIONS,
+        batch_size=config["cebra"]["batch_size"],
     script:
         "../scripts/plot_loss.py"
 
 
-
 rule plot_summary:
     input:
-        statistics="results/tables/statistics.parquet",
+        statistics=rules.statistics.output.table,
     output:
         png=report(
             "results/figures/summary.png",
@@ -119,11 +121,11 @@ rule plot_summary:
         "logs/figures/summary.log",
     benchmark:
         "results/benchmarks/plot_summary/plot_summary.tsv"
-    params:
-        sessions=SESSIONS,
     group:
         "post"
     conda:
         "../../envs/figures.yaml"
+    params:
+        sessions=SESSIONS,
     script:
         "../scripts/plot_summary.py"

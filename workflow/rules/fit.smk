@@ -17,17 +17,17 @@ rule fit:
         "logs/fits/{split}/seed{seed}/{fit}.log",
     benchmark:
         "results/benchmarks/fit/{split}/seed{seed}/{fit}.tsv"
-    params:
-        sessions=lambda wildcards: fit_sessions(wildcards.fit),
-        cebra=fit_cebra,
-        split=lambda wildcards: split_params(wildcards.split),
-        device=config["device"],
-        checkpoint="results/checkpoints/{split}/seed{seed}/{fit}.pt",
-    threads: config["fit_threads"]
     priority: fit_priority
-    resources:
-        **gpu_resources(),
     conda:
         "../../envs/fit.yaml"
+    threads: config["fit_threads"]
+    resources:
+        **gpu_resources(),
+    params:
+        sessions=lambda wildcards: plan.fit_sessions(wildcards.fit),
+        cebra=lambda wildcards: plan.fit_cebra(wildcards.split),
+        split=lambda wildcards: plan.split_params(wildcards.split),
+        device=config["device"],
+        checkpoint="results/checkpoints/{split}/seed{seed}/{fit}.pt",
     script:
         "../scripts/fit.py"

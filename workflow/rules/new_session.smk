@@ -16,27 +16,38 @@ rule adapt_session:
         "logs/new_session/{fold}/seed{seed}/adapt_{session}.log",
     benchmark:
         "results/benchmarks/adapt_session/{fold}/seed{seed}/{session}.tsv"
-    params:
-        sessions=SESSIONS,
-        trained=TRAINED,
-        split=lambda wildcards: split_params(wildcards.fold),
-        iterations=config["new_session"]["iterations"],
-        device=config["device"],
+    conda:
+        "../../envs/fit.yaml"
     threads: config["fit_threads"]
     resources:
         **gpu_resources(),
-    conda:
-        "../../envs/fit.yaml"
+    params:
+        sessions=SESSIONS,
+        trained=TRAINED,
+        split=lambda wildcards: plan.split_params(wildcards.fold),
+        iterations=config["new_session"]["iterations"],
+        device=config["device"],
     script:
         "../scripts/adapt_session.py"
 
 
 rule score_new_session:
     input:
-        adapted=all_seeds("results/new_session/{fold}/seed{seed}/{{session}}/embedding.parquet", fold=FOLDS),
-        untrained=all_seeds("results/new_session/{fold}/seed{seed}/{{session}}/untrained.parquet", fold=FOLDS),
-        single=[fit_file("embedding.parquet", fold, seed, f"single/{s}") for seed in SEEDS for fold in FOLDS for s in SESSIONS],
-        multi=all_seeds(fit_file("embedding.parquet", "{fold}", "{seed}", "multi"), fold=FOLDS),
+        adapted=all_seeds(
+            rules.adapt_session.output.embedding, fold=FOLDS, session="{session}"
+        ),
+        untrained=all_seeds(
+            rules.adapt_session.output.untrained, fold=FOLDS, session="{session}"
+        ),
+        single=[
+            fit_file("embedding.parquet", fold, seed, f"single/{s}")
+            for seed in SEEDS
+            for fold in FOLDS
+            for s in SESSIONS
+        ],
+        multi=all_seeds(
+            fit_file("embedding.parquet", "{fold}", "{seed}", "multi"), fold=FOLDS
+        ),
     output:
         table="results/tables/new_session_{session}.parquet",
         csv=report(
@@ -48,23 +59,23 @@ rule score_new_session:
         "logs/analysis/new_session_{session}.log",
     benchmark:
         "results/benchmarks/score_new_session/{session}.tsv"
+    group:
+        "post"
+    conda:
+        "../../envs/analysis.yaml"
     params:
         sessions=SESSIONS,
         runs=[{"seed": int(seed), "fold": fold} for seed in SEEDS for fold in FOLDS],
         bins=config["analysis"]["consistency_bins"],
         neighbors=config["analysis"]["decoding_neighbors"],
         min_coverage=config["evaluation"]["min_coverage"],
-    group:
-        "post"
-    conda:
-        "../../envs/analysis.yaml"
     script:
         "../scripts/score_new_session.py"
 
 
 rule plot_new_session:
     input:
-        "results/tables/new_session_{session}.parquet",
+        rules.score_new_session.output.table,
     output:
         png=report(
             "results/figures/new_session_{session}.png",

@@ -17,23 +17,23 @@ rule sweep_table:
         chosen="results/sweep/chosen.yaml",
     log:
         "logs/sweep/table.log",
-    params:
-        runs=lambda wildcards: sweep_runs(),
-        sessions=SWEEP_SESSIONS,
-        select_by=SWEEP["select_by"],
-        neighbors=config["analysis"]["decoding_neighbors"],
-        bins=config["analysis"]["consistency_bins"],
     group:
         "post"
     conda:
         "../../envs/analysis.yaml"
+    params:
+        runs=lambda wildcards: plan.sweep_runs(),
+        sessions=plan.sweep_sessions,
+        select_by=config["sweep"]["select_by"],
+        neighbors=config["analysis"]["decoding_neighbors"],
+        bins=config["analysis"]["consistency_bins"],
     script:
         "../scripts/sweep_table.py"
 
 
 rule plot_sweep:
     input:
-        table="results/tables/sweep.parquet",
+        table=rules.sweep_table.output.table,
     output:
         png=report(
             "results/figures/sweep.png",
@@ -43,12 +43,12 @@ rule plot_sweep:
         pdf="results/figures/sweep.pdf",
     log:
         "logs/figures/sweep.log",
-    params:
-        grid_keys=list(SWEEP["grid"]),
     group:
         "post"
     conda:
         "../../envs/figures.yaml"
+    params:
+        grid_keys=list(config["sweep"]["grid"]),
     script:
         "../scripts/plot_sweep.py"
 
