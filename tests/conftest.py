@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import http.server
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -50,6 +51,48 @@ def effective_config(*files: Path) -> dict:
         config = deep_merge(config, yaml.safe_load(Path(path).read_text()) or {})
     validate(config, str(REPO / "workflow/schemas/config.schema.yaml"), set_default=True)
     return config
+
+
+def plan_for(config: dict):
+    """The workflow's plan (cebra_core.planning) for a config as Snakemake sees it: config/config.yaml
+    with ``config`` merged over it, the MD5s checked, then the schema (defaults filled), in process."""
+    from snakemake.utils import validate
+
+    from cebra_core import planning
+
+    schema = str(REPO / "workflow/schemas/config.schema.yaml")
+    merged = deep_merge(yaml.safe_load((REPO / "config/config.yaml").read_text()), config)
+    planning.check_md5s(merged)
+    validate(merged, schema, set_default=True)
+    return planning.Plan(merged, validate=lambda candidate: validate(candidate, schema, set_default=False))
+
+
+def config_file(path: Path) -> dict:
+    return yaml.safe_load(Path(path).read_text()) or {}
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """Snakemake's 'Job stats' table (rule -> number of jobs)."""
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stdout, re.M)}
+
+
+def skip_or_fail(reason: str, require: str):
+    """Skip with the reason, or fail when the environment variable ``require`` is set (CI sets it
+    for what it installs, so a missing service is never a silent skip there)."""
+    if os.environ.get(require, "") not in ("", "0"):
+        pytest.fail(f"{require} is set, but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread: faster on a shared 2-core machine, and the same in a SIGKILL child."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def write_config(path: Path, base: str | None = "sample.yaml", **overrides) -> Path:

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,29 +16,30 @@ import pandas as pd
 import pytest
 import yaml
 
-from cebra_core.simulate import MIN_BINS, RAT_SHAPES
-from conftest import REPO, effective_config, run_snakemake, shared_file, snakemake_command, write_config
+from cebra_core.planning import Plan
+from cebra_core.rats import RAT_SHAPES
+from cebra_core.simulate import MIN_BINS
+from conftest import (REPO, config_file, effective_config, job_counts, plan_for, run_snakemake, shared_file,
+                      snakemake_command, write_config)
 
 SAMPLE = effective_config(REPO / "config/sample.yaml")
-DEFAULTS = effective_config()
 RATS = ["achilles", "buddy", "cicero", "gatsby"]
 
 
-def fit_dir(work, fit: str, split: str = "all", seed: int = 0):
-    """A fit's output folder (workflow/rules/common.smk, fit_file)."""
-    return work / f"results/fits/{split}/seed{seed}/{fit}"
+def fit_dir(work, fit: str, split: str = "all", seed: int = 0) -> Path:
+    return work / Plan.fit_file("", split, str(seed), fit)
 
 
-def fit_count(config: dict) -> int:
-    """Fits a full run makes: per seed, 4 single + 1 multi on whole sessions, the same per held-out
-    fold, plus a leave-one-out fit per fold when new_session is on."""
-    rats, folds = len(config["sessions"]), config["evaluation"]["folds"]
-    new = config["new_session"]["held_out"] not in (None, False)
-    return len(config["seeds"]) * ((rats + 1) * (1 + folds) + (folds if new else 0))
-
-
-def job_counts(stdout: str) -> dict[str, int]:
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stdout, re.M)}
+def dry_run_fits(stdout: str) -> dict[tuple[str, str, str], int]:
+    """{(split, seed, fit): priority} of every fit job a dry run lists."""
+    fits = {}
+    for block in stdout.split("\n\n"):
+        if re.search(r"^\s*rule fit:", block, re.M):
+            m = re.search(r"wildcards: (.*)", block)
+            wildcards = dict(kv.split("=", 1) for kv in m[1].split(", "))
+            fits[wildcards["split"], wildcards["seed"], wildcards["fit"]] = int(re.search(r"priority: (\d+)", block)[1])
+            assert "results/data/checks.tsv" in block  # every fit waits for the session checks
+    return fits
 
 
 def test_lint(tmp_path):
@@ -45,12 +47,44 @@ def test_lint(tmp_path):
     assert "Congratulations, your workflow is in a good condition" in proc.stdout + proc.stderr
 
 
+def test_snakefmt_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# Snakemake's own process with os.sched_getaffinity removed (as on macOS), asked for 4 cores.
+WITHOUT_AFFINITY = ("import os, sys; del os.sched_getaffinity; from snakemake.cli import main; "
+                    "sys.argv[0] = 'snakemake'; main()")
+
+
+def test_dry_run_builds_the_plans_dag(tmp_path):
+    """One dry run of the sample config with the example sweep, `all` and `sweep` together, where the
+    platform has no sched_getaffinity and --cores asks for more CPUs than there are: the fit jobs are
+    exactly the plan's, longest first, each after the session checks; no GPU asked for; the cores
+    capped at the CPU count."""
+    config = write_config(tmp_path / "sweep.yaml", sweep=yaml.safe_load((REPO / "config/sweep.example.yaml").read_text())["sweep"])
+    cmd = snakemake_command(tmp_path / "work", "all", "sweep", "--dry-run", configfile=config)
+    cmd[1:3] = ["-c", WITHOUT_AFFINITY]
+    cmd[cmd.index("--cores") + 1] = str(os.cpu_count() + 2)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"--cores {os.cpu_count() + 2} is more than the {os.cpu_count()} CPUs" in proc.stdout + proc.stderr
+    plan = plan_for(config_file(config))
+    expected = {(split, seed, fit): plan.fit_priority(fit)
+                for seed in plan.seeds for split in plan.splits
+                for fit in plan.fits if split != "all" or not fit.startswith("multi_without/")}
+    expected.update({(f"sweep/{run['point']}", str(run["seed"]), "multi"): 4 for run in plan.sweep_runs()})
+    assert dry_run_fits(proc.stdout) == expected
+    assert job_counts(proc.stdout)["adapt_session"] == len(plan.seeds) and "gpu=" not in proc.stdout
+
+
 def test_dry_run_default_config(tmp_path):
     proc = run_snakemake(tmp_path, "--dry-run")
     counts = job_counts(proc.stdout)
     assert counts["download_session"] == 4 and counts["import_session"] == 4
     # one seed: 4 single + 1 multi on whole sessions, the same on the train parts, + leave-one-out
-    assert counts["fit"] == 11 == fit_count(DEFAULTS) and counts["align"] == 2
+    assert counts["fit"] == 11 and counts["align"] == 2
     assert counts["adapt_session"] == 1  # gatsby, the last session, on its train part
     assert counts["score_new_session"] == 1 and counts["plot_new_session"] == 1
     assert counts["decoding"] == 1 and counts["statistics"] == 1 and counts["plot_summary"] == 1
@@ -61,161 +95,27 @@ def test_dry_run_default_config(tmp_path):
     assert counts["total"] == 37
 
 
-def test_default_config_is_the_demo():
-    """The demo's parameters, as the schema's defaults give them (config.yaml names only the rats)."""
-    cebra = DEFAULTS["cebra"]
-    assert DEFAULTS["sessions"] == RATS and DEFAULTS["data"]["source"] == "published"
-    assert (cebra["max_iterations"], cebra["batch_size"], cebra["learning_rate"], cebra["temperature"]) == (15000, 512, 3e-4, 1.0)
-    assert (cebra["output_dimension"], cebra["distance"], cebra["conditional"], cebra["time_offsets"]) == (3, "cosine", "time_delta", 10)
-    assert cebra["model_architecture"] == "offset10-model" and cebra["num_hidden_units"] == 32
-    assert DEFAULTS["device"] == "cuda_if_available" and DEFAULTS["gpu"] is False
-    assert DEFAULTS["seeds"] == [0] and DEFAULTS["evaluation"] == {"folds": 1, "test_fraction": 0.2, "min_coverage": 0.8}
-
-
-def test_config_yaml_holds_no_default():
-    """One owner for every default: config/config.yaml sets only what has no default (the sessions)."""
-    assert set(yaml.safe_load((REPO / "config/config.yaml").read_text())) == {"sessions"}
-
-
-def schema_leaves(schema: dict, prefix: str = "") -> dict[str, object]:
-    """{dotted key: default} of every key the schema gives a default (nested objects flattened)."""
-    out = {}
-    for key, sub in schema.get("properties", {}).items():
-        name = f"{prefix}{key}"
-        if sub.get("type") == "object" and "properties" in sub:
-            out.update(schema_leaves(sub, name + "."))
-        elif "default" in sub:
-            out[name] = sub["default"]
-    return out
-
-
-def test_schema_defaults_match_the_library():
-    """Where cebra_core has a default for a config key (for use outside the workflow), it is the
-    schema's: the workflow always passes the schema's value, and the two cannot drift apart."""
-    from cebra_core import alignment, decoding, download, metrics
-
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    leaves = schema_leaves(schema)
-    assert leaves["analysis.decoding_neighbors"] == decoding.N_NEIGHBORS
-    assert leaves["analysis.alignment_top_k"] == alignment.TOP_K
-    assert leaves["analysis.consistency_bins"] == metrics.BINS
-    assert leaves["data.download.base_url"] == download.DEFAULT_BASE_URL
-    assert leaves["data.download.retries"] == download.RETRIES and leaves["data.download.timeout"] == download.TIMEOUT
-
-
-def test_readme_key_table_matches_the_schema():
-    """README "Configuration" lists every key of the schema with the schema's default, and no other."""
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    leaves = schema_leaves(schema)
-    readme = (REPO / "README.md").read_text()
-    table = readme[readme.index("## Configuration"):]
-    table = table[: table.index("\n## ", 5)]
-    rows = {}
-    for m in re.finditer(r"^\| `([\w.]+)` \| (?:`([^`]*)`|\(required\))", table, re.M):
-        rows[m[1]] = None if m[2] is None else yaml.safe_load(m[2])
-    assert set(rows) == set(leaves) | {"sessions"}, set(rows) ^ (set(leaves) | {"sessions"})
-    for key, default in leaves.items():
-        assert rows[key] == default, (key, rows[key], default)
-
-
-def test_longest_fits_start_first(tmp_path):
-    """A fit's priority is the number of sessions it trains on: the multi-session fits (longest)
-    are scheduled before the single-session ones, so on few cores none runs alone at the end."""
-    proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=REPO / "config/sample.yaml")
-    priority = {}
-    for block in proc.stdout.split("\n\n"):
-        if re.search(r"rule fit:", block):
-            fit = re.search(r"wildcards: .*fit=([\w/+]+)", block)[1]
-            priority.setdefault(fit, set()).add(int(re.search(r"priority: (\d+)", block)[1]))
-    held_out = SAMPLE["new_session"]["held_out"]
-    assert priority == {**{f"single/{rat}": {1} for rat in RATS}, "multi": {len(RATS)},
-                        f"multi_without/{held_out}": {len(RATS) - 1}}
+@pytest.mark.parametrize("target, fits", [
+    ("figures", {("all", "0", f) for f in [*(f"single/{r}" for r in RATS), "multi"]}),
+    ("evaluation", {(s, "0", f) for s in ("all", "fold0") for f in [*(f"single/{r}" for r in RATS), "multi"]}),
+    ("new_session", {("fold0", "0", f) for f in [*(f"single/{r}" for r in RATS), "multi", "multi_without/gatsby"]}),
+])
+def test_named_targets_run_only_their_part(tmp_path, target, fits):
+    """`snakemake figures` is the notebook's job (5 fits, alignment, consistency, two figures);
+    `evaluation` adds the held-out fits; `new_session` the leave-one-out fit and adapt."""
+    proc = run_snakemake(tmp_path, target, "--dry-run")
+    counts = job_counts(proc.stdout)
+    assert set(dry_run_fits(proc.stdout)) == fits
+    assert ("adapt_session" in counts) == (target == "new_session")
+    assert ("plot_consistency" in counts) == (target == "figures")
+    assert ("decoding" in counts) == (target == "evaluation")
 
 
 def test_gpu_config_declares_gpu_resource(tmp_path):
     config = write_config(tmp_path / "gpu.yaml", gpu=True)
     proc = run_snakemake(tmp_path / "work", "--dry-run", "--resources", "gpu=1", configfile=config)
     fits = [block for block in proc.stdout.split("\n\n") if re.search(r"rule (fit|adapt_session):", block)]
-    assert len(fits) == fit_count(SAMPLE) + len(SAMPLE["seeds"]) and all("gpu=1" in block for block in fits)
-    proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=REPO / "config/sample.yaml")
-    assert "gpu=" not in proc.stdout
-
-
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ({"cebra": {"max_iterationz": 10}}, "max_iterationz"),
-        ({"data": {"source": "ftp"}}, "ftp"),
-        ({"cebra": {"batch_size": 0}}, "batch_size"),
-        ({"colour": "blue"}, "colour"),
-        ({"new_session": {"iterations": 0}}, "iterations"),
-        ({"new_session": {"held_out": True}}, "held_out"),
-        # the figures plot three dimensions: 2-D is refused here, not after every fit (the schema's
-        # description, which says so, is printed with the error)
-        ({"cebra": {"output_dimension": 2}}, "Failed validating 'minimum' in schema['properties']['cebra']['properties']['output_dimension']"),
-    ],
-)
-def test_bad_config_rejected_by_schema(tmp_path, override, message):
-    config = write_config(tmp_path / "bad.yaml", **override)
-    proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=config, check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert "Error validating config file" in out and message in out
-
-
-@pytest.mark.parametrize(
-    "local, message",
-    [
-        ({"achilles": "/data/a.npz", "buddy": {"path": "/data/b.jl", "md5": "abc123"}},
-         "config: data.local.buddy.md5: 'abc123' is not an MD5 checksum: it must be 32 hexadecimal characters"),
-        ({"achilles": "${CEBRA_TEST_UNSET}/a.npz", "buddy": "/data/b.npz"},
-         "config: data.local.achilles: the path '${CEBRA_TEST_UNSET}/a.npz' uses the environment variable "
-         "CEBRA_TEST_UNSET, which is not set; set it (export CEBRA_TEST_UNSET=/path/to/the/folder)"),
-    ],
-)
-def test_bad_local_config_named_at_parse_time(tmp_path, monkeypatch, local, message):
-    """Before any job: an MD5 that is not one, and a path whose environment variable is unset
-    (was a bare schema error and Snakemake's WildcardError)."""
-    monkeypatch.delenv("CEBRA_TEST_UNSET", raising=False)
-    config = write_config(tmp_path / "local.yaml", base=None, sessions=["achilles", "buddy"],
-                          data={"source": "local", "local": local})
-    proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=config, check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and message in out
-    assert "WildcardError" not in out and "is not valid under any of the given schemas" not in out
-
-
-def test_example_config_names_the_unset_variable(tmp_path, monkeypatch):
-    """The README's local example without CEBRA_SHARED_DATA set."""
-    monkeypatch.delenv("CEBRA_SHARED_DATA", raising=False)
-    proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=REPO / "config/local.example.yaml", check=False)
-    assert proc.returncode != 0
-    assert "uses the environment variable CEBRA_SHARED_DATA, which is not set" in proc.stdout + proc.stderr
-
-
-def test_sessions_must_fit_the_source(tmp_path):
-    config = write_config(tmp_path / "bad.yaml", sessions=["buddy", "nemo"])
-    proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=config, check=False)
-    assert proc.returncode != 0 and "['nemo'] are not available with data: source: simulate" in proc.stdout + proc.stderr
-
-
-def test_new_session_target_follows_the_config(tmp_path):
-    """held_out names the left-out session (last by default), null turns the target off, an unknown one is an error."""
-    for held_out, expected in (("last", "gatsby"), ("buddy", "buddy"), (None, None)):
-        config = write_config(tmp_path / "new.yaml", new_session={"held_out": held_out})
-        proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=config)
-        counts = job_counts(proc.stdout)
-        if expected is None:
-            assert "adapt_session" not in counts and "multi_without" not in proc.stdout
-            assert counts["fit"] == fit_count(effective_config(config))
-        else:
-            assert counts["adapt_session"] == len(SAMPLE["seeds"])
-            assert f"results/figures/new_session_{expected}.png" in proc.stdout
-            assert f"results/fits/fold0/seed0/multi_without/{expected}/model.pt" in proc.stdout
-    config = write_config(tmp_path / "bad.yaml", new_session={"held_out": "nemo"})
-    proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=config, check=False)
-    assert proc.returncode != 0
-    assert "new_session: held_out: 'nemo' is not one of the sessions" in proc.stdout + proc.stderr
+    assert len(fits) == len(dry_run_fits(proc.stdout)) + len(SAMPLE["seeds"]) and all("gpu=1" in block for block in fits)
 
 
 # ---------------------------------------------------------------------------------------- sample run
@@ -491,11 +391,8 @@ def test_sessions_checked_before_any_fit(tmp_path):
 
 
 def test_fits_wait_for_the_session_checks(tmp_path):
-    """Every fit depends on results/data/checks.tsv (adapt_session through its fit), through
+    """Every fit depends on results/data/checks.tsv (test_dry_run_builds_the_plans_dag), through
     ancient(): a changed analysis key reruns the check, never a fit."""
-    proc = run_snakemake(tmp_path / "work", "--dry-run", configfile=REPO / "config/sample.yaml")
-    fits = [block for block in proc.stdout.split("\n\n") if re.search(r"rule fit:", block)]
-    assert len(fits) == fit_count(SAMPLE) and all("results/data/checks.tsv" in block for block in fits)
     quick = write_config(tmp_path / "quick.yaml", cebra={"max_iterations": 5, "checkpoint_every": 5})
     run_snakemake(tmp_path / "work", "results/fits/all/seed0/single/buddy/model.pt", configfile=quick)
     changed = write_config(tmp_path / "changed.yaml", cebra={"max_iterations": 5, "checkpoint_every": 5},
@@ -525,7 +422,7 @@ def test_report_credits_the_published_data_only_when_used(source):
     """The report's text (workflow/report/workflow.rst) as Snakemake renders it with the config."""
     import jinja2
 
-    config = dict(DEFAULTS, data={"source": source})
+    config = dict(effective_config(), data={"source": source})
     text = jinja2.Template((REPO / "workflow/report/workflow.rst").read_text()).render(
         snakemake=type("Snakemake", (), {"config": config}))
     assert ("Grosmark & Buzsáki (2016)" in text) == (source == "published")
@@ -534,60 +431,6 @@ def test_report_credits_the_published_data_only_when_used(source):
 # ---------------------------------------------------------------------------------------- sweeps
 
 SWEEP_EXAMPLE = REPO / "config/sweep.example.yaml"
-
-
-def sweep_config(tmp_path, **sweep) -> Path:
-    """The sample config with the example sweep merged in, and ``sweep`` over that."""
-    example = yaml.safe_load(SWEEP_EXAMPLE.read_text())["sweep"]
-    return write_config(tmp_path / "sweep.yaml", sweep={**example, **sweep})
-
-
-def sweep_fits(stdout: str) -> set[str]:
-    return set(re.findall(r"results/fits/(sweep/\w+/seed\d+/[\w/+]+)/model\.pt", stdout))
-
-
-def test_sweep_dry_run_one_fit_job_per_point_and_seed(tmp_path):
-    """The example's 12 points x 2 seeds are 24 fit jobs (the reference, temperature 1 and
-    output dimension 3, is a grid point); equal points share one job; single fits a session each."""
-    proc = run_snakemake(tmp_path / "work", "--dry-run", "sweep", configfile=sweep_config(tmp_path))
-    counts = job_counts(proc.stdout)
-    assert counts["fit"] == 12 * 2 and counts["sweep_table"] == 1 and counts["plot_sweep"] == 1
-    fits = sweep_fits(proc.stdout)
-    assert len(fits) == 24 and {f.split("/", 3)[3] for f in fits} == {"multi"}
-    assert {f.split("/")[2] for f in fits} == {"seed0", "seed1"}
-    assert "results/sweep/chosen.yaml" in proc.stdout and "adapt_session" not in counts
-
-    # 0.5 twice and 1 == 1.0 are one point each; the reference (1.0 with the other keys as
-    # configured) is in the grid: 2 points. Single-session fits of two rats, a seed of its own.
-    config = sweep_config(tmp_path, grid={"temperature": [0.5, 1, 0.5, 1.0]}, kind="single",
-                          sessions=["buddy", "cicero"], seeds=[7])
-    proc = run_snakemake(tmp_path / "work", "--dry-run", "sweep", configfile=config)
-    fits = sweep_fits(proc.stdout)
-    assert job_counts(proc.stdout)["fit"] == len(fits) == 2 * 2
-    assert {tuple(f.split("/")[2:]) for f in fits} == {("seed7", "single", "buddy"), ("seed7", "single", "cicero")}
-
-    # a grid without the reference: it is fitted too (13 points), to compare the choice with
-    config = sweep_config(tmp_path, grid={"temperature": [0.1, 0.5, 2.0, 4.0], "output_dimension": [4, 5, 8]})
-    assert job_counts(run_snakemake(tmp_path / "work", "--dry-run", "sweep", configfile=config).stdout)["fit"] == 13 * 2
-
-
-def test_the_sweep_section_leaves_the_default_dag_alone(tmp_path):
-    without = job_counts(run_snakemake(tmp_path / "a", "--dry-run", configfile=REPO / "config/sample.yaml").stdout)
-    with_sweep = job_counts(run_snakemake(tmp_path / "b", "--dry-run", configfile=sweep_config(tmp_path)).stdout)
-    assert with_sweep == without and without["fit"] == fit_count(SAMPLE)
-
-
-@pytest.mark.parametrize("sweep, message", [
-    ({"grid": {}}, "snakemake sweep: the config has no sweep: grid"),
-    ({"grid": {"colour": [1, 2]}}, "sweep: grid: the point {'colour': 1} is not a valid cebra configuration"),
-    ({"grid": {"output_dimension": [3, 1]}}, "sweep: grid: the point {'output_dimension': 1}"),
-    ({"sessions": ["buddy", "nemo"]}, "sweep: sessions ['nemo'] are not among the config's sessions"),
-    ({"sessions": ["buddy"]}, "sweep: kind multi needs at least 2 sessions"),
-    ({"select_by": ["final_loss"]}, "final_loss"),
-])
-def test_bad_sweep_config_fails_with_a_clear_message(tmp_path, sweep, message):
-    proc = run_snakemake(tmp_path / "work", "--dry-run", "sweep", configfile=sweep_config(tmp_path, **sweep), check=False)
-    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
 
 
 CHEAP_SWEEP_ITERATIONS = 30
