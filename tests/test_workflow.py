@@ -103,21 +103,6 @@ def test_schema_defaults_match_the_library():
     assert leaves["data.download.retries"] == download.RETRIES and leaves["data.download.timeout"] == download.TIMEOUT
 
 
-def test_readme_key_table_matches_the_schema():
-    """README "Configuration" lists every key of the schema with the schema's default, and no other."""
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    leaves = schema_leaves(schema)
-    readme = (REPO / "README.md").read_text()
-    table = readme[readme.index("## Configuration"):]
-    table = table[: table.index("\n## ", 5)]
-    rows = {}
-    for m in re.finditer(r"^\| `([\w.]+)` \| (?:`([^`]*)`|\(required\))", table, re.M):
-        rows[m[1]] = None if m[2] is None else yaml.safe_load(m[2])
-    assert set(rows) == set(leaves) | {"sessions"}, set(rows) ^ (set(leaves) | {"sessions"})
-    for key, default in leaves.items():
-        assert rows[key] == default, (key, rows[key], default)
-
-
 def test_longest_fits_start_first(tmp_path):
     """A fit's priority is the number of sessions it trains on: the multi-session fits (longest)
     are scheduled before the single-session ones, so on few cores none runs alone at the end."""
