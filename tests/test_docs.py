@@ -104,8 +104,9 @@ def workflow_rules() -> set[str]:
 
 
 def workflow_outputs() -> list[re.Pattern]:
-    """Every results/ path the workflow's rule files write or read, as a pattern ({wildcard} -> .+)."""
-    texts = [path.read_text() for path in [REPO / "Snakefile", *(REPO / "workflow/rules").glob("*.smk")]]
+    """Every results/ path the workflow's rule files and its plan write or read, as a pattern ({wildcard} -> .+)."""
+    texts = [path.read_text() for path in [REPO / "Snakefile", *(REPO / "workflow/rules").glob("*.smk"),
+                                           REPO / "src/cebra_core/planning.py"]]
     paths = set()
     for text in texts:
         paths |= set(re.findall(r"""f?["'](results/[^"']+)["']""", text))

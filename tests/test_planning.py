@@ -52,6 +52,31 @@ def test_config_yaml_holds_no_default():
     assert set(config_file(REPO / "config/config.yaml")) == {"sessions"}
 
 
+def schema_defaults(schema: dict, prefix: str = "") -> dict[str, object]:
+    """{dotted key: default} of every key the schema gives a default (nested objects flattened)."""
+    out = {}
+    for key, sub in schema.get("properties", {}).items():
+        name = f"{prefix}{key}"
+        if sub.get("type") == "object" and "properties" in sub:
+            out.update(schema_defaults(sub, name + "."))
+        elif "default" in sub:
+            out[name] = sub["default"]
+    return out
+
+
+def test_schema_defaults_match_the_library():
+    """Where cebra_core has a default for a config key (for use outside the workflow), it is the
+    schema's: the workflow always passes the schema's value, and the two cannot drift apart."""
+    from cebra_core import alignment, decoding, download, metrics
+
+    defaults = schema_defaults(yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text()))
+    assert defaults["analysis.decoding_neighbors"] == decoding.N_NEIGHBORS
+    assert defaults["analysis.alignment_top_k"] == alignment.TOP_K
+    assert defaults["analysis.consistency_bins"] == metrics.BINS
+    assert defaults["data.download.base_url"] == download.DEFAULT_BASE_URL
+    assert defaults["data.download.retries"] == download.RETRIES and defaults["data.download.timeout"] == download.TIMEOUT
+
+
 def test_fits_and_their_sessions():
     plan = plan_for(sample(new_session={"held_out": "buddy"}))
     assert plan.fit_sessions("multi") == RATS
