@@ -33,7 +33,7 @@ def _advice(name: str, base_url: str) -> str:
     return (
         f"Check the network connection and rerun, set `data: download: base_url:` to a mirror that serves "
         f"{name}.jl.gz, or download the file yourself and use `data: source: local` "
-        f"(see README, 'Your own sessions'). Base URL tried: {base_url}"
+        f"(see docs/your-data.md). Base URL tried: {base_url}"
     )
 
 
