@@ -38,19 +38,48 @@ from cebra_core.model import (
     build_models,
     embed_sequence,
 )
-from cebra_core.sampling import AdaptationSampler, MultiSessionSampler, SingleSessionSampler
+from cebra_core.sampling import AdaptationSampler, make_sampler, sampling_device
 from cebra_core.training import LOG_COLUMNS, Checkpoint, atomic_torch_save, train
 
 SUPPORTED_CONDITIONALS = ("time_delta",)
 SAVE_FORMAT = "cebra_core.CEBRA/1"
 
 
+DEVICES = "cuda_if_available, cpu, cuda, cuda:N or mps"  # the config schema's `device` pattern says the same
+PORTABLE_DEVICE = "cuda_if_available"
+
+
 def resolve_device(device: str) -> str:
-    """'cuda_if_available' -> 'cuda' when torch sees a GPU, else 'cpu'; other names pass through."""
-    if device == "cuda_if_available":
+    """The torch device to train on: 'cuda_if_available' -> 'cuda' when torch sees a GPU, else 'cpu'.
+
+    A device torch does not see ('cuda' without a CUDA device, 'cuda:N' past the last one, 'mps'
+    without Apple's GPU) is a ValueError that names the `device` key, what torch sees and the
+    portable choice, so that it fails before any data are read or any fit starts.
+    """
+    if device == PORTABLE_DEVICE:
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for, but torch finds no CUDA device")
+    kind, _, index = str(device).partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not (kind == "cuda" and index.isdigit())):
+        raise ValueError(f"device={device!r} is not a device; use one of {DEVICES}")
+    advice = (
+        f"use device={PORTABLE_DEVICE!r} to train on a CUDA GPU where torch sees one and on the CPU elsewhere"
+    )
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r}: torch {torch.__version__} sees no CUDA device (torch.cuda.is_available() is "
+            f"False): a CPU-only build of torch, or no driver; {advice}"
+        )
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ValueError(
+            f"device={device!r}: torch {torch.__version__} sees {count} CUDA devices (cuda:0 to cuda:{count - 1}); "
+            f"{advice}"
+        )
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"device={device!r}: torch {torch.__version__} sees no Apple GPU (torch.backends.mps.is_available() "
+            f"is False): not a Mac with Apple silicon, or a torch built without MPS; {advice}"
+        )
     return device
 
 
@@ -171,6 +200,7 @@ class CEBRA:
     def fit(self, X, y) -> "CEBRA":
         """Train on one session (arrays) or several (lists of arrays, one encoder each)."""
         self._check_params()
+        device = resolve_device(self.device)  # before the data: a missing GPU is the first thing said
         multi = isinstance(X, (list, tuple))
         if multi != isinstance(y, (list, tuple)):
             raise ValueError("give X and y both as arrays (one session) or both as lists (multi-session)")
@@ -193,7 +223,7 @@ class CEBRA:
                     f"session {i}: {l.shape[0]} samples leave no label differences at time_offsets={self.time_offsets}"
                 )
 
-        self.device_ = resolve_device(self.device)
+        self.device_ = device
         self.seed_ = int(self.seed) if self.seed is not None else secrets.randbits(31)
         self.num_sessions_ = len(neural) if multi else None
         self.n_features_in_ = [x.shape[1] for x in neural] if multi else neural[0].shape[1]
@@ -203,11 +233,7 @@ class CEBRA:
         models = [m.to(self.device_) for m in models]
         neural_t = [torch.from_numpy(x).to(self.device_) for x in neural]
         labels_t = [torch.from_numpy(l).to(self.device_) for l in labels]
-        generator = torch.Generator(device=self.device_).manual_seed(self.seed_)
-        if multi:
-            sampler = MultiSessionSampler(labels_t, self.time_offsets, generator)
-        else:
-            sampler = SingleSessionSampler(labels_t[0], self.time_offsets, generator)
+        sampler = make_sampler(labels_t, self.time_offsets, self.seed_, self.device_, multi)
 
         checkpoint = None
         if self.checkpoint_path is not None:
@@ -225,7 +251,7 @@ class CEBRA:
             learning_rate=self.learning_rate,
             temperature=self.temperature,
             max_iterations=self.max_iterations,
-            generator=generator,
+            generator=sampler.generator,
             checkpoint=checkpoint,
             verbose=self.verbose,
         )
@@ -285,8 +311,8 @@ class CEBRA:
         if init == "regression":
             hidden = self._extra_state["template_hidden"].to(device)
             regression_init(encoder, neural, labels, hidden, trained_labels[0][:-1].to(device))
-        generator = torch.Generator(device=device).manual_seed(seed)
-        sampler = AdaptationSampler(labels, [l.to(device) for l in trained_labels], self.time_offsets, generator)
+        generator = torch.Generator(device=sampling_device(device)).manual_seed(seed)
+        sampler = AdaptationSampler(labels, trained_labels, self.time_offsets, generator, device)
         table = window_embedding_table([z.to(device) for z in self._extra_state["trained_embeddings"]])
         train(
             [encoder],

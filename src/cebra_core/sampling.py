@@ -14,6 +14,10 @@ Where we deliberately differ, and why:
 - All draws come from one seeded `torch.Generator` on the training device (CEBRA seeds its
   single-session generators from OS entropy and uses numpy's global RNG for multi-session), so
   a fit is reproducible and sampling stays on the GPU.
+- The search compares distances in float64, so that ties are exact ties. A training device
+  without float64 (Apple's GPU, 'mps') gets its samples from the CPU instead: the generator, the
+  labels and the index live there (`sampling_device`), and only the int64 sample indices go to
+  the device, once per step. The batches are the ones the same seed draws on the CPU.
 """
 
 from __future__ import annotations
@@ -25,6 +29,18 @@ import torch
 MAX_DISCRETE_VALUES = 16  # a label column with at most this many distinct values is treated as discrete
 MAX_GROUPS = 256  # at most this many (session, discrete combination) groups for the sorted index
 BRUTE_FORCE_CHUNK = 4096
+NO_FLOAT64 = ("mps",)  # device types without float64 tensors (Apple's GPU)
+
+
+def has_float64(device: str | torch.device) -> bool:
+    """Whether tensors on this device can be float64 (Apple's GPU, 'mps', has no float64)."""
+    return torch.device(device).type not in NO_FLOAT64
+
+
+def sampling_device(device: str | torch.device) -> torch.device:
+    """Where the sampler of a fit on `device` works: that device, or the CPU where it has no float64."""
+    device = torch.device(device)
+    return device if has_float64(device) else torch.device("cpu")
 
 
 @dataclass
@@ -42,6 +58,28 @@ class Batch:
     positive: torch.Tensor  # (S, B)
     negative: torch.Tensor  # (S, B)
     positive_order: torch.Tensor | None = None  # (S*B,) or None when positives are already paired
+
+    def to(self, device: str | torch.device) -> "Batch":
+        """The same indices on `device` (the tensors themselves where they are there already)."""
+        order = None if self.positive_order is None else self.positive_order.to(device)
+        return Batch(self.reference.to(device), self.positive.to(device), self.negative.to(device), order)
+
+
+class _Placement:
+    """Where a sampler works (its generator's device, the host) and where its batches go (the
+    training device). `host_side` is true where the training device has no float64: then the host
+    must be the CPU."""
+
+    def _place(self, generator: torch.Generator, device: str | torch.device | None) -> None:
+        self.generator = generator
+        self.host = generator.device
+        self.device = self.host if device is None else torch.device(device)
+        self.host_side = not has_float64(self.device)
+        if self.host_side and self.host.type != "cpu":
+            raise ValueError(
+                f"a fit on {self.device} (no float64) samples on the CPU: give the sampler a CPU generator, "
+                f"not one on {self.host}"
+            )
 
 
 def _column_is_discrete(values: torch.Tensor) -> bool:
@@ -179,12 +217,16 @@ def _uniform_indices(lengths: torch.Tensor, batch: int, generator: torch.Generat
     return (u * lengths[:, None]).long()
 
 
-class SingleSessionSampler:
-    """CEBRA's single-session ContinuousDataLoader with TimedeltaDistribution."""
+class SingleSessionSampler(_Placement):
+    """CEBRA's single-session ContinuousDataLoader with TimedeltaDistribution.
 
-    def __init__(self, labels: torch.Tensor, time_offset: int, generator: torch.Generator):
+    Works on the generator's device; `device` (default: the same) is where its batches go."""
+
+    def __init__(self, labels: torch.Tensor, time_offset: int, generator: torch.Generator,
+                 device: str | torch.device | None = None):  # fmt: skip
+        self._place(generator, device)
+        labels = labels.to(self.host)
         self.labels = labels
-        self.generator = generator
         self.delta = torch.zeros_like(labels)  # the first time_offset rows stay zero, as in CEBRA
         self.delta[time_offset:] = labels[time_offset:] - labels[:-time_offset]
         self.index = NearestLabelIndex([labels])
@@ -197,14 +239,18 @@ class SingleSessionSampler:
         query = self.labels[reference] + self.delta[k]
         session = torch.zeros(batch, dtype=torch.long, device=query.device)
         positive = self.index.nearest(query, session)
-        return Batch(reference[None], positive[None], negative[None])
+        return Batch(reference[None], positive[None], negative[None]).to(self.device)
 
 
-class MultiSessionSampler:
-    """CEBRA's MultisessionSampler: positives from a uniformly permuted choice of sessions."""
+class MultiSessionSampler(_Placement):
+    """CEBRA's MultisessionSampler: positives from a uniformly permuted choice of sessions.
 
-    def __init__(self, labels: list[torch.Tensor], time_offset: int, generator: torch.Generator):
-        self.generator = generator
+    Works on the generator's device; `device` (default: the same) is where its batches go."""
+
+    def __init__(self, labels: list[torch.Tensor], time_offset: int, generator: torch.Generator,
+                 device: str | torch.device | None = None):  # fmt: skip
+        self._place(generator, device)
+        labels = [l.to(self.host) for l in labels]
         self.num_sessions = len(labels)
         self.lengths, self.offsets = _session_offsets(labels)
         self.all_labels = torch.cat(labels)
@@ -222,10 +268,20 @@ class MultiSessionSampler:
         # slot (i, j) takes query permutation[i*B + j] and finds its positive in session i
         slot_session = torch.arange(self.num_sessions, device=query.device).repeat_interleave(batch)
         positive = self.index.nearest(query[permutation], slot_session).reshape(self.num_sessions, batch)
-        return Batch(reference, positive, negative, positive_order=torch.argsort(permutation))
+        return Batch(reference, positive, negative, positive_order=torch.argsort(permutation)).to(self.device)
 
 
-class AdaptationSampler:
+def make_sampler(
+    labels: list[torch.Tensor], time_offset: int, seed: int, device: str | torch.device, multi: bool
+) -> SingleSessionSampler | MultiSessionSampler:
+    """The sampler of a fit on `device`, seeded, on `sampling_device(device)` (its generator: `.generator`)."""
+    generator = torch.Generator(device=sampling_device(device)).manual_seed(seed)
+    if multi:
+        return MultiSessionSampler(labels, time_offset, generator, device)
+    return SingleSessionSampler(labels[0], time_offset, generator, device)
+
+
+class AdaptationSampler(_Placement):
     """Samples for fitting a new session into a trained multi-session space (`CEBRA.adapt`).
 
     References come from the new session; the positive of each reference is the nearest label
@@ -235,9 +291,11 @@ class AdaptationSampler:
     """
 
     def __init__(self, new_labels: torch.Tensor, trained_labels: list[torch.Tensor], time_offset: int,
-                 generator: torch.Generator):  # fmt: skip
+                 generator: torch.Generator, device: str | torch.device | None = None):  # fmt: skip
+        self._place(generator, device)
+        new_labels = new_labels.to(self.host)
+        trained_labels = [l.to(self.host) for l in trained_labels]
         self.new_labels = new_labels
-        self.generator = generator
         self.lengths, self.offsets = _session_offsets(trained_labels)
         self.delta = _pooled_deltas(trained_labels + [new_labels], time_offset)
         self.index = NearestLabelIndex(trained_labels)
@@ -250,4 +308,4 @@ class AdaptationSampler:
         query = self.new_labels[reference] + self.delta[k]
         session = torch.randint(0, self.lengths.numel(), (batch,), generator=self.generator, device=device)
         positive = self.index.nearest(query, session) + self.offsets[session]
-        return Batch(reference[None], positive[None], negative[None])
+        return Batch(reference[None], positive[None], negative[None]).to(self.device)
