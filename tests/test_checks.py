@@ -146,3 +146,34 @@ def test_sample_and_real_sessions_pass():
         "buddy": load_session(shared_file("buddy.jl")),
     }
     check_sessions(real, DEMO)
+
+
+def test_signal_kinds_are_checked_per_session():
+    """A z-scored session passes as continuous and fails as counts; a constant one fails as continuous."""
+    neural, labels = track_session(seed=1)
+    z = (neural - neural.mean(axis=0)) / (neural.std(axis=0) + 1e-6)
+    sessions = {"a": track_session(seed=2), "z": (z, labels)}
+    check_sessions(sessions, DEMO, signals={"z": "continuous"})
+    with pytest.raises(SessionError) as caught:
+        check_sessions(sessions, DEMO, sources={"z": "z.parquet"})  # counts, the default
+    assert str(caught.value).startswith("session 'z' (z.parquet): neural data are spike counts and must not be negative")
+    assert "\n" not in str(caught.value)
+    flat = {"a": sessions["a"], "z": (neural * 0 + 1.5, labels)}
+    with pytest.raises(SessionError) as caught:
+        check_sessions(flat, DEMO, sources={"z": "z.parquet"}, signals={"z": "continuous"})
+    assert str(caught.value) == (
+        "session 'z' (z.parquet): the neural data hold one value (1.5) in every time bin and channel: "
+        "a constant signal has nothing to learn from"
+    )
+    with pytest.raises(ValueError, match=r"signals: 'q' is not in sessions \(a, z\)"):
+        check_sessions(sessions, DEMO, signals={"q": "continuous"})
+
+
+def test_summary_names_the_signal_kind():
+    from cebra_core.checks import session_summary
+
+    neural, labels = track_session(seed=1)
+    summary = session_summary({"a": (neural, labels), "z": (neural - 0.5, labels)}, {"z": "continuous"})
+    assert summary["signal"].tolist() == ["counts", "continuous"]
+    assert summary["spikes_per_bin"].iloc[0] == pytest.approx(neural.sum(axis=1).mean())
+    assert summary["spikes_per_bin"].isna().tolist() == [False, True]

@@ -212,3 +212,95 @@ def test_real_sessions():
     x, y = load_session(shared_file("achilles_reconstructed.npz"), session="achilles")
     assert x.shape == (10178, 120) and y.shape == (10178, 3)
     assert 0 <= y[:, 0].min() and y[:, 0].max() <= 1.6
+
+
+# ----------------------------------------------------------------------------- signal kinds
+def z_scored(neural: np.ndarray) -> np.ndarray:
+    """Per-neuron z-scores: real values of both signs, as a continuous signal is."""
+    return (neural - neural.mean(axis=0)) / neural.std(axis=0)
+
+
+def test_a_z_scored_session_is_continuous_not_counts(tmp_path):
+    neural, labels = make_session()
+    z = z_scored(neural)
+    path = tmp_path / "z.npz"
+    np.savez(path, spikes=z, position=labels)
+    x, _ = load_session(path, session="z", signal="continuous")
+    np.testing.assert_array_equal(x, z.astype(np.float32))
+    with pytest.raises(SessionError, match=r"session 'z' .*z\.npz.*spike counts and must not be negative: "
+                                           r"\d+ negative values \(first at time bin 0\)") as err:
+        load_session(path, session="z")  # counts, the default
+    assert "signals: {z: continuous}" in str(err.value)
+    # the session table round trip keeps the kind: written and read back as continuous
+    write_session(tmp_path / "z.parquet", z, labels, session="z", signal="continuous")
+    x2, _ = read_session(tmp_path / "z.parquet", session="z", signal="continuous")
+    np.testing.assert_array_equal(x2, x)
+    with pytest.raises(SessionError, match="must not be negative"):
+        read_session(tmp_path / "z.parquet", session="z")
+    with pytest.raises(SessionError, match="must not be negative"):
+        write_session(tmp_path / "again.parquet", z, labels, session="z")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda z: np.where(np.arange(200)[:, None] == 17, np.nan, z),
+         r"neural data contain 7 NaN/inf values \(first at time bin 17\)"),
+        (lambda z: np.where((np.arange(200) == 42)[:, None] & (np.arange(7) == 3), -np.inf, z),
+         r"neural data contain 1 NaN/inf values \(first at time bin 42\)"),
+        (lambda z: np.full_like(z, 0.5), r"the neural data hold one value \(0\.5\) in every time bin and channel: "
+                                         "a constant signal has nothing to learn from"),
+    ],
+)
+def test_bad_continuous_sessions_named_in_errors(tmp_path, change, message):
+    neural, labels = make_session()
+    path = tmp_path / "trace.npz"
+    np.savez(path, neural=change(z_scored(neural)), position=labels)
+    with pytest.raises(SessionError, match=message) as err:
+        load_session(path, session="trace", signal="continuous")
+    assert str(err.value).startswith(f"session 'trace' ({path}): ")
+
+
+def test_continuous_keeps_the_label_checks_and_counts_stay_valid_continuous():
+    from cebra_core.data import validate_session
+
+    neural, labels = make_session()
+    validate_session(neural, labels, signal="continuous")  # counts are a real-valued signal too
+    flags = labels.copy()
+    flags[5, 1:] = 1
+    with pytest.raises(SessionError, match="one-hot"):
+        validate_session(z_scored(neural), flags, session="z", signal="continuous")
+    with pytest.raises(ValueError, match="signal 'rates' is not a signal kind; use one of counts, continuous"):
+        validate_session(neural, labels, session="z", signal="rates")
+
+
+def test_signals_map_names_sessions_and_kinds():
+    from cebra_core.data import session_signals, signal_of
+
+    assert session_signals({}, ["a", "b"]) == {"a": "counts", "b": "counts"}
+    assert session_signals(None, ["a"]) == {"a": "counts"}
+    assert session_signals({"b": "continuous"}, ["a", "b"]) == {"a": "counts", "b": "continuous"}
+    assert signal_of({"b": "continuous"}, "b") == "continuous" and signal_of({"b": "continuous"}, "a") == "counts"
+    with pytest.raises(ValueError, match=r"signals: 'c' is not in sessions \(a, b\)"):
+        session_signals({"c": "continuous"}, ["a", "b"])
+    with pytest.raises(ValueError, match="signals.b: 'spikes' is not a signal kind; use one of counts, continuous"):
+        session_signals({"b": "spikes"}, ["a", "b"])
+
+
+def test_an_nwb_session_is_counts(tmp_path):
+    path = tmp_path / "rec.nwb"
+    path.write_bytes(b"not read")
+    with pytest.raises(SessionError, match=r"signals.rec: 'continuous' does not apply to an NWB session, whose "
+                                           "spike units are binned to counts"):
+        load_session(path, session="rec", signal="continuous")
+
+
+def test_schema_lists_the_signal_kinds():
+    """The config schema's `signals` values are the library's SIGNAL_KINDS, its default counts for every session."""
+    import yaml
+
+    from cebra_core.data import SIGNAL_KINDS
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    signals = schema["properties"]["signals"]
+    assert tuple(signals["additionalProperties"]["enum"]) == SIGNAL_KINDS and signals["default"] == {}

@@ -1,7 +1,7 @@
 """Are the sessions fit for every later step? Checked once, before any fit, so that nothing fails late.
 
 `cebra_core.data.validate_session` checks that a session is well-formed data (shapes, numbers,
-one-hot flags, counts). This module checks it against what the configured fits and analyses
+one-hot flags, and what its signal kind asks: counts or a continuous signal). This module checks it against what the configured fits and analyses
 will ask of it: enough time bins for a batch, the model's receptive field, the time_delta offset
 and the kNN decoder's training part; positions in metres that vary and fill the consistency
 score's bins. Every problem of every session is reported at once, one line each, naming the
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cebra_core.data import SessionError
+from cebra_core.data import SessionError, session_signals, signal_problem
 from cebra_core.metrics import EmptyBinError, bin_embedding
 from cebra_core.offsets import RECEPTIVE_FIELD
 
@@ -113,17 +113,23 @@ def check_sessions(
     sessions: Mapping[str, tuple[np.ndarray, np.ndarray]],
     needs: SessionNeeds,
     sources: Mapping[str, str | os.PathLike] | None = None,
+    signals: Mapping[str, str] | None = None,
 ) -> None:
     """Raise one `SessionError` listing every problem of every session (one line each), or return.
 
     ``sessions`` maps name -> (neural (T, N), labels (T, 3)) as `read_session` returns them;
-    ``sources`` names each session's file in the messages. The consistency bins are checked on
-    the positions' common range over all sessions, as the consistency score bins them.
+    ``sources`` names each session's file in the messages; ``signals`` is the config's map of
+    session -> signal kind (a session it leaves out: counts), checked first (`signal_problem`).
+    The consistency bins are checked on the positions' common range over all sessions, as the
+    consistency score bins them.
     """
     sources = sources or {}
+    kinds = session_signals(signals, list(sessions))
     lines = []
     for name, (neural, labels) in sessions.items():
-        lines += [f"session {name!r} ({sources.get(name, '?')}): {p}" for p in session_problems(neural, labels, needs)]
+        signal = signal_problem(neural, kinds[name], name) if neural.size else None
+        problems = [signal] * (signal is not None) + session_problems(neural, labels, needs)
+        lines += [f"session {name!r} ({sources.get(name, '?')}): {p}" for p in problems]
     if not lines:  # positions vary and are in metres: bin them on the common range
         low = min(float(labels[:, 0].min()) for _, labels in sessions.values())
         high = max(float(labels[:, 0].max()) for _, labels in sessions.values())
@@ -135,8 +141,12 @@ def check_sessions(
         raise SessionError("\n".join(lines))
 
 
-def session_summary(sessions: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
-    """One row per checked session: time bins, neurons, position range (m), mean spikes per bin."""
+def session_summary(
+    sessions: Mapping[str, tuple[np.ndarray, np.ndarray]], signals: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """One row per checked session: time bins, neurons, position range (m), fraction right-running,
+    mean spikes per bin (counts; NaN for a continuous signal) and the signal kind."""
+    kinds = session_signals(signals, list(sessions))
     return pd.DataFrame(
         [
             {
@@ -146,7 +156,8 @@ def session_summary(sessions: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> pd
                 "position_min": float(labels[:, 0].min()),
                 "position_max": float(labels[:, 0].max()),
                 "right_fraction": float(labels[:, 1].mean()),
-                "spikes_per_bin": float(neural.sum(axis=1).mean()),
+                "spikes_per_bin": float(neural.sum(axis=1).mean()) if kinds[name] == "counts" else float("nan"),
+                "signal": kinds[name],
             }
             for name, (neural, labels) in sessions.items()
         ]

@@ -1,7 +1,9 @@
 """Session files: load (.jl only after its MD5 is verified, .npz, .parquet, .nwb), validate, parquet I/O.
 
-A session is a pair of arrays: ``neural`` (T, N) spike counts and ``labels`` (T, 3) with the
-columns [position in m, right-running flag, left-running flag], one row per 25 ms bin.
+A session is a pair of arrays: ``neural`` (T, N) and ``labels`` (T, 3) with the columns
+[position in m, right-running flag, left-running flag], one row per 25 ms bin. The neural data
+are spike counts (signal kind ``counts``, the default) or any real-valued signal (``continuous``:
+z-scored rates, calcium traces), as the config's ``signals`` map declares per session.
 
 The workflow converts every session once into a parquet *session table* (columns ``n0 …
 n{N-1}``, ``position``, ``right``, ``left``, all float32) that every later step reads, so a
@@ -25,6 +27,8 @@ LABEL_COLUMNS = ("position", "right", "left")
 NEURAL_KEYS = ("spikes", "neural")
 LABEL_KEYS = ("position", "labels")
 SUFFIXES = (".jl", ".npz", ".parquet", ".nwb")
+SIGNAL_KINDS = ("counts", "continuous")  # what a session's neural data are (config key `signals`)
+DEFAULT_SIGNAL = "counts"
 
 
 class SessionError(ValueError):
@@ -35,10 +39,59 @@ def _fail(path, session, problem: str) -> SessionError:
     return SessionError(f"session {session!r} ({path}): {problem}")
 
 
+def signal_of(signals: Mapping[str, str] | None, session: str) -> str:
+    """The signal kind of one session in the config's ``signals`` map ({session: kind}; a session it
+    does not name is ``counts``); a kind not in `SIGNAL_KINDS` is a ValueError naming the key."""
+    kind = (signals or {}).get(session, DEFAULT_SIGNAL)
+    if kind not in SIGNAL_KINDS:
+        raise ValueError(f"signals.{session}: {kind!r} is not a signal kind; use one of {', '.join(SIGNAL_KINDS)}")
+    return kind
+
+
+def session_signals(signals: Mapping[str, str] | None, sessions: Sequence[str]) -> dict[str, str]:
+    """The signal kind of every session (`signal_of`); a name in ``signals`` that is not one of
+    ``sessions`` is a ValueError naming the config key."""
+    unknown = [name for name in (signals or {}) if name not in sessions]
+    if unknown:
+        raise ValueError(
+            f"signals: {', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not in sessions "
+            f"({', '.join(sessions)}); the signals map names sessions"
+        )
+    return {name: signal_of(signals, name) for name in sessions}
+
+
+def signal_problem(neural: np.ndarray, signal: str, session: str = "?") -> str | None:
+    """Why finite, real neural data are not a signal of this kind, or None.
+
+    counts: no negative value, not all zero. continuous: not one constant value (any sign).
+    """
+    if signal not in SIGNAL_KINDS:
+        raise ValueError(f"session {session!r}: signal {signal!r} is not a signal kind; use one of {', '.join(SIGNAL_KINDS)}")
+    if signal == "continuous":
+        if neural.min() == neural.max():
+            return (
+                f"the neural data hold one value ({float(neural.flat[0]):g}) in every time bin and channel: "
+                "a constant signal has nothing to learn from"
+            )
+        return None
+    negative = neural < 0
+    if negative.any():
+        row = int(np.argwhere(negative)[0][0])
+        return (
+            f"neural data are spike counts and must not be negative: {int(negative.sum())} negative values "
+            f"(first at time bin {row}); if they are a real-valued signal (z-scored rates, calcium traces), "
+            f"declare it in the config: signals: {{{session if session != '?' else '<session>'}: continuous}}"
+        )
+    if not neural.any():
+        return "every spike count is zero (an all-silent session): there is nothing to learn from"
+    return None
+
+
 def validate_session(
-    neural, labels, *, session: str = "?", source: str | os.PathLike = "?"
+    neural, labels, *, session: str = "?", source: str | os.PathLike = "?", signal: str = DEFAULT_SIGNAL
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Check shapes, finiteness and flags; return (neural, labels) as float32 arrays."""
+    """Check shapes, finiteness, the signal kind (`signal_problem`) and flags; return (neural,
+    labels) as float32 arrays."""
     neural = np.asarray(neural)
     labels = np.asarray(labels)
     if neural.ndim != 2:
@@ -67,16 +120,9 @@ def validate_session(
                 source, session,
                 f"{name} contain {int(bad.sum())} NaN/inf values (first at time bin {row})",
             )
-    negative = neural < 0
-    if negative.any():
-        row = int(np.argwhere(negative)[0][0])
-        raise _fail(
-            source, session,
-            f"neural data are spike counts and must not be negative: {int(negative.sum())} negative values "
-            f"(first at time bin {row})",
-        )
-    if not neural.any():
-        raise _fail(source, session, "every spike count is zero (an all-silent session): there is nothing to learn from")
+    problem = signal_problem(neural, signal, session)
+    if problem:
+        raise _fail(source, session, problem)
     flags = labels[:, 1:]
     if not np.isin(flags, (0, 1)).all():
         raise _fail(source, session, "the right/left flag columns must contain only 0 and 1")
@@ -94,7 +140,7 @@ def validate_session(
     return neural.astype(np.float32), labels.astype(np.float32)
 
 
-def _from_mapping(obj, path, session) -> tuple[np.ndarray, np.ndarray]:
+def _from_mapping(obj, path, session, signal: str = DEFAULT_SIGNAL) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(obj, Mapping):
         raise _fail(path, session, f"expected a dict with 'spikes' and 'position', got {type(obj).__name__}")
     keys = list(obj.keys())
@@ -103,10 +149,10 @@ def _from_mapping(obj, path, session) -> tuple[np.ndarray, np.ndarray]:
     missing = [want for want, got in ((" or ".join(NEURAL_KEYS), neural_key), (" or ".join(LABEL_KEYS), label_key)) if got is None]
     if missing:
         raise _fail(path, session, f"missing key(s) {', '.join(missing)}; found {keys}")
-    return validate_session(obj[neural_key], obj[label_key], session=session, source=path)
+    return validate_session(obj[neural_key], obj[label_key], session=session, source=path, signal=signal)
 
 
-def _load_jl(path: Path, session: str, md5: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _load_jl(path: Path, session: str, md5: str | None, signal: str) -> tuple[np.ndarray, np.ndarray]:
     # A .jl is a pickle: opening it runs code, so it is opened only if its MD5 is a known one.
     accepted = {md5.lower()} if md5 else {entry["jl_md5"] for entry in PUBLISHED.values()}
     actual = md5sum(path)
@@ -123,7 +169,7 @@ def _load_jl(path: Path, session: str, md5: str | None) -> tuple[np.ndarray, np.
         contents = joblib.load(path)
     except Exception as err:  # its MD5 matched, but it is not a (complete) joblib pickle
         raise _fail(path, session, f"its MD5 matches, but it cannot be read as a joblib pickle ({_reason(err)})") from None
-    return _from_mapping(contents, path, session)
+    return _from_mapping(contents, path, session, signal)
 
 
 def _reason(error: BaseException) -> str:
@@ -132,7 +178,7 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-def _load_npz(path: Path, session: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_npz(path: Path, session: str, signal: str) -> tuple[np.ndarray, np.ndarray]:
     if path.stat().st_size == 0:
         raise _fail(path, session, "the file is empty (0 bytes); a .npz is a zip archive of arrays")
     if not zipfile.is_zipfile(path):
@@ -144,15 +190,18 @@ def _load_npz(path: Path, session: str) -> tuple[np.ndarray, np.ndarray]:
         raise _fail(path, session, "holds object arrays, which only pickle can read; refused (save plain numeric arrays)") from None
     except Exception as err:  # a damaged archive
         raise _fail(path, session, f"cannot be read as a .npz archive ({_reason(err)})") from None
-    return _from_mapping(contents, path, session)
+    return _from_mapping(contents, path, session, signal)
 
 
 def load_session(
-    path: str | os.PathLike, session: str | None = None, md5: str | None = None, nwb: Mapping | None = None
+    path: str | os.PathLike, session: str | None = None, md5: str | None = None, nwb: Mapping | None = None,
+    signal: str = DEFAULT_SIGNAL,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load and validate one session from .jl (MD5-verified), .npz, a parquet session table or .nwb.
 
     ``nwb``: keyword options of `cebra_core.nwb.read_nwb` (bin width, position series, track axis, epochs).
+    ``signal``: what the neural data are (`SIGNAL_KINDS`); an NWB session's spike units are binned
+    to counts, so it is always ``counts``.
     """
     path = Path(path)
     session = session or path.stem
@@ -161,14 +210,20 @@ def load_session(
     suffix = path.suffix.lower()
     if nwb and suffix != ".nwb":
         raise _fail(path, session, f"NWB options {sorted(nwb)} are given, but this is not a .nwb file")
+    if suffix == ".nwb" and signal != "counts":
+        raise _fail(
+            path, session,
+            f"signals.{session}: {signal!r} does not apply to an NWB session, whose spike units are binned to "
+            "counts; leave it out of the signals map (counts)",
+        )
     if suffix == ".jl":
-        return _load_jl(path, session, md5)
+        return _load_jl(path, session, md5, signal)
     if md5 is not None and md5sum(path) != md5.lower():
         raise _fail(path, session, f"MD5 {md5sum(path)} does not match the configured md5 {md5}")
     if suffix == ".npz":
-        return _load_npz(path, session)
+        return _load_npz(path, session, signal)
     if suffix == ".parquet":
-        return read_session(path, session=session)
+        return read_session(path, session=session, signal=signal)
     if suffix == ".nwb":
         from cebra_core.nwb import read_nwb  # pynwb only where NWB files are read
 
@@ -177,20 +232,25 @@ def load_session(
 
 
 def session_frame(neural: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
-    """The session table: n0 … n{N-1}, position, right, left (float32)."""
+    """The session table: n0 … n{N-1} (the neural data, of either signal kind), position, right, left (float32)."""
     columns = {f"n{i}": neural[:, i] for i in range(neural.shape[1])}
     columns.update({name: labels[:, j] for j, name in enumerate(LABEL_COLUMNS)})
     return pd.DataFrame(columns).astype(np.float32)
 
 
-def write_session(path: str | os.PathLike, neural, labels, session: str = "?") -> None:
-    """Validate and write a session table to parquet, atomically."""
-    neural, labels = validate_session(neural, labels, session=session, source=path)
+def write_session(
+    path: str | os.PathLike, neural, labels, session: str = "?", signal: str = DEFAULT_SIGNAL
+) -> None:
+    """Validate (as a signal of kind `signal`) and write a session table to parquet, atomically."""
+    neural, labels = validate_session(neural, labels, session=session, source=path, signal=signal)
     write_table(session_frame(neural, labels), path)
 
 
-def read_session(path: str | os.PathLike, session: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Read a parquet session table: (neural (T, N) float32, labels (T, 3) float32)."""
+def read_session(
+    path: str | os.PathLike, session: str | None = None, signal: str = DEFAULT_SIGNAL
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read and validate (as a signal of kind `signal`) a parquet session table: (neural (T, N)
+    float32, labels (T, 3) float32)."""
     path = Path(path)
     session = session or path.stem
     try:
@@ -207,7 +267,8 @@ def read_session(path: str | os.PathLike, session: str | None = None) -> tuple[n
         )
     neural_cols.sort(key=lambda c: int(c[1:]))
     return validate_session(
-        frame[neural_cols].to_numpy(), frame[list(LABEL_COLUMNS)].to_numpy(), session=session, source=path
+        frame[neural_cols].to_numpy(), frame[list(LABEL_COLUMNS)].to_numpy(), session=session, source=path,
+        signal=signal,
     )
 
 

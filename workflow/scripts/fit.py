@@ -3,6 +3,7 @@ train parts of a held-out split (a sweep's split also holds out a validation par
 the loss history and every row's embedding."""
 
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -15,15 +16,23 @@ import pandas as pd
 import torch
 
 from cebra_core import CEBRA
-from cebra_core.data import embedding_frame, read_session, write_table
+from cebra_core.data import embedding_frame, read_session, signal_of, write_table
+from cebra_core.estimator import resolve_device
 from cebra_core.splits import Split, transform_parts
 
+try:  # a device torch does not see fails here, before any data are read
+    resolve_device(snakemake.params.device)
+except ValueError as err:
+    logging.error("%s", err)
+    sys.exit(1)
 torch.set_num_threads(snakemake.threads)
 names = list(snakemake.params.sessions)
+signals = getattr(snakemake.params, "signals", None) or {}  # the rule's params: signals=config["signals"]
 multi = not snakemake.wildcards.fit.startswith("single/")
 params = {**snakemake.params.cebra, "seed": int(snakemake.wildcards.seed)}
 split = Split(**snakemake.params.split)
-sessions = [read_session(path, session=name) for path, name in zip(snakemake.input.sessions, names)]
+sessions = [read_session(path, session=name, signal=signal_of(signals, name))
+            for path, name in zip(snakemake.input.sessions, names)]
 train = [(x[split.train_mask(len(x))], y[split.train_mask(len(x))]) for x, y in sessions]
 
 # The checkpoint holds a fingerprint of the parameters and the data: an interrupted job with the
