@@ -7,6 +7,12 @@ and peak RSS. CEBRA 0.6.1 runs in whichever interpreter has it: this one, or the
     python benchmarks/bench_training.py                      # cebra_core only
     python benchmarks/bench_training.py --cebra-python .venv-cebra/bin/python
     python benchmarks/bench_training.py --quick              # fewer iterations
+    python benchmarks/bench_training.py --device cuda --cases achilles cicero multi --scale 10
+
+On a GPU (--device cuda, cuda:N or mps) the device is synchronised before and after every timed
+fit, and the peak GPU memory (torch.cuda.max_memory_allocated) is reported as well.
+--compile MODE runs cebra_core's training step through torch.compile(mode=MODE) (an experiment of
+this benchmark only: "reduce-overhead" uses CUDA graphs on a GPU; the engine does not compile).
 
 The rate is measured as (n2 - n1) / (t(n2) - t(n1)) over two fits of n1 and n2 iterations (the
 best of --repeats such measurements, for both implementations alike), so
@@ -27,6 +33,7 @@ import tempfile
 import time
 
 RATS = ("achilles", "buddy", "gatsby", "cicero")
+CASES = RATS + ("multi", "T1e4", "T1e6")  # --cases: single-session per rat, four-rat multi-session, T-scaling
 DEMO = dict(batch_size=512, learning_rate=3e-4, temperature=1.0, output_dimension=3,
             distance="cosine", conditional="time_delta", time_offsets=10, verbose=False)  # fmt: skip
 
@@ -54,6 +61,26 @@ def _read_sessions(path: str):
         return [f[f"neural{i}"] for i in range(count)], [f[f"labels{i}"] for i in range(count)]
 
 
+def _synchronize(device: str) -> None:
+    """Wait for the device's queued work, so that a timer reads the work done, not the work queued."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+    elif device == "mps":
+        torch.mps.synchronize()
+
+
+def _compile_step(mode: str) -> None:
+    """Run cebra_core's fits with their training step compiled by torch.compile(mode=mode)."""
+    import torch
+
+    from cebra_core import training
+
+    compiled = torch.compile(training.contrastive_step, mode=mode)
+    training.train.__kwdefaults__["step"] = compiled  # the default `step` of every fit in this process
+
+
 def _fit_seconds(impl: str, neural, labels, iterations: int, device: str) -> float:
     multi = len(neural) > 1
     X, y = (neural, labels) if multi else (neural[0], labels[0])
@@ -65,20 +92,20 @@ def _fit_seconds(impl: str, neural, labels, iterations: int, device: str) -> flo
         from cebra_core import CEBRA
 
         model = CEBRA(model_architecture="offset10-model", max_iterations=iterations, device=device, seed=0, **DEMO)
+    _synchronize(device)
     start = time.perf_counter()
     model.fit(X, y)
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
+    _synchronize(device)
     return time.perf_counter() - start
 
 
-def run_case(impl: str, data: str, n1: int, n2: int, device: str, repeats: int) -> dict:
+def run_case(impl: str, data: str, n1: int, n2: int, device: str, repeats: int, compile_mode: str = "none") -> dict:
     """Runs inside the subprocess: two fits, the rate from their difference, peak memory."""
     import torch
 
     torch.manual_seed(0)
+    if compile_mode != "none" and impl == "cebra_core":
+        _compile_step(compile_mode)
     neural, labels = _read_sessions(data)
     _fit_seconds(impl, neural, labels, 3, device)  # warm-up: lazy initialisation, kernel selection
     rates = []
@@ -89,12 +116,13 @@ def run_case(impl: str, data: str, n1: int, n2: int, device: str, repeats: int) 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {"it_per_s": max(rates), "all_it_per_s": rates, "wall_s": t2, "iterations": n2, "peak_rss_mb": peak_mb}
     if device.startswith("cuda"):
-        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return result
 
 
-def spawn(python: str, impl: str, data: str, n1: int, n2: int, device: str, repeats: int) -> dict:
-    cmd = [python, os.path.abspath(__file__), "--case", impl, data, str(n1), str(n2), device, str(repeats)]
+def spawn(python: str, impl: str, data: str, n1: int, n2: int, device: str, repeats: int,
+          compile_mode: str = "none") -> dict:  # fmt: skip
+    cmd = [python, os.path.abspath(__file__), "--case", impl, data, str(n1), str(n2), device, str(repeats), compile_mode]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
@@ -110,38 +138,53 @@ def _cebra_python(given: str | None) -> str | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--case", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--case", nargs=7, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=3, help="measurements per case; the best counts (default 3)")
     parser.add_argument("--cebra-python", help="interpreter that can `import cebra` (0.6.1)")
-    parser.add_argument("--quick", action="store_true", help="fewer iterations (noisier)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--skip-cebra", action="store_true", help="cebra_core only, even where cebra is importable")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (noisier): --scale 1")
+    parser.add_argument("--scale", type=int, default=2, help="iterations per measurement, as a multiple (default 2)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES), help="which cases (default: all)")
+    parser.add_argument("--compile", default="none", choices=("none", "default", "reduce-overhead", "max-autotune"),
+                        help="torch.compile mode for cebra_core's training step (default none)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.case:
-        impl, data, n1, n2, device, repeats = args.case
-        print(json.dumps(run_case(impl, data, int(n1), int(n2), device, int(repeats))))
+        impl, data, n1, n2, device, repeats, compile_mode = args.case
+        print(json.dumps(run_case(impl, data, int(n1), int(n2), device, int(repeats), compile_mode)))
         return
 
     import torch
 
-    scale = 1 if args.quick else 2
+    from cebra_core.estimator import resolve_device
+
+    try:  # a device torch does not see: say so now, not in every case
+        resolve_device(args.device)
+    except ValueError as err:
+        parser.error(str(err))
+    scale = 1 if args.quick else args.scale
+    gpu = args.device != "cpu"
     ours = {"single": (50 * scale, 250 * scale), "multi": (20 * scale, 70 * scale)}
     theirs = {"single": (5, 5 + 25 * scale), "multi": (3, 3 + 12 * scale)}
-    cases = [(f"single {r}", [r], None, "single") for r in RATS]
-    cases += [("multi 4 rats", list(RATS), None, "multi")]
-    cases += [("single T=10,000 (N=55)", ["cicero"], 10_000, "single"),
-              ("single T=1,000,000 (N=55)", ["cicero"], 1_000_000, "single")]  # fmt: skip
-    cebra_python = _cebra_python(args.cebra_python)
-    print(f"device={args.device}  torch={torch.__version__}  threads={torch.get_num_threads()}  "
+    cases = [(f"single {r}", [r], None, "single") for r in RATS if r in args.cases]
+    cases += [("multi 4 rats", list(RATS), None, "multi")] * ("multi" in args.cases)
+    cases += [("single T=10,000 (N=55)", ["cicero"], 10_000, "single")] * ("T1e4" in args.cases)
+    cases += [("single T=1,000,000 (N=55)", ["cicero"], 1_000_000, "single")] * ("T1e6" in args.cases)
+    cebra_python = None if args.skip_cebra else _cebra_python(args.cebra_python)
+    name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else args.device
+    print(f"device={args.device} ({name})  torch={torch.__version__}  threads={torch.get_num_threads()}  "
+          f"compile={args.compile}  "
           f"CEBRA 0.6.1: {'yes (' + cebra_python + ')' if cebra_python else 'not importable, skipped'}")  # fmt: skip
     header = f"{'case':<28}{'cebra_core it/s':>16}{'wall s':>8}{'peak MB':>9}{'CEBRA it/s':>12}{'peak MB':>9}{'speed-up':>10}"
+    header += f"{'GPU MB':>9}{'CEBRA GPU MB':>14}" if gpu else ""
     print(header)
     results = []
     scratch = tempfile.mkdtemp(prefix="bench_training_")
     for label, names, length, kind in cases:
         data = os.path.join(scratch, "sessions.npz")
         write_sessions(names, length, data)  # both implementations train on the very same arrays
-        mine = spawn(sys.executable, "cebra_core", data, *ours[kind], args.device, args.repeats)
+        mine = spawn(sys.executable, "cebra_core", data, *ours[kind], args.device, args.repeats, args.compile)
         ref = {}
         if cebra_python and length is None:
             ref = spawn(cebra_python, "cebra", data, *theirs[kind], args.device, args.repeats)
@@ -153,10 +196,16 @@ def main() -> None:
         speedup = f"{mine['it_per_s'] / ref['it_per_s']:.1f}x" if ref.get("it_per_s") else "-"
         ref_rate = f"{ref['it_per_s']:.1f}" if ref.get("it_per_s") else ("error" if "error" in ref else "-")
         ref_mem = f"{ref['peak_rss_mb']:.0f}" if ref.get("peak_rss_mb") else "-"
+        gpu_mem = ""
+        if gpu:  # peak GPU memory (torch.cuda.max_memory_allocated; "-" where torch does not report it)
+            ref_gpu = f"{ref['peak_gpu_mb']:.0f}" if ref.get("peak_gpu_mb") is not None else "-"
+            gpu_mem = f"{mine['peak_gpu_mb']:>9.0f}" if mine.get("peak_gpu_mb") is not None else f"{'-':>9}"
+            gpu_mem += f"{ref_gpu:>14}"
         print(f"{label:<28}{mine['it_per_s']:>16.1f}{mine['wall_s']:>8.1f}{mine['peak_rss_mb']:>9.0f}"
-              f"{ref_rate:>12}{ref_mem:>9}{speedup:>10}", flush=True)  # fmt: skip
+              f"{ref_rate:>12}{ref_mem:>9}{speedup:>10}{gpu_mem}", flush=True)  # fmt: skip
     shutil.rmtree(scratch, ignore_errors=True)
-    small, large = results[-2]["cebra_core"], results[-1]["cebra_core"]
+    scaling = {r["case"]: r["cebra_core"] for r in results if r["case"].startswith("single T=")}
+    small, large = scaling.get("single T=10,000 (N=55)", {}), scaling.get("single T=1,000,000 (N=55)", {})
     if "it_per_s" in small and "it_per_s" in large:
         print(f"per-iteration time, T=1e6 vs T=1e4: {small['it_per_s'] / large['it_per_s']:.2f}x")
     if args.json:

@@ -177,3 +177,18 @@ def test_fit_refuses_a_missing_device_before_touching_the_data(monkeypatch):
     monkeypatch.setattr(estimator, "_check_neural", lambda *a: pytest.fail("data checked before the device"))
     with pytest.raises(ValueError, match="sees no CUDA device"):
         CEBRA(**{**FIT, "device": "cuda"}).fit(None, None)
+
+
+def test_bench_training_refuses_a_gpu_torch_does_not_see(monkeypatch, capsys):
+    """`benchmarks/bench_training.py --device cuda` on a machine without CUDA stops at once, saying why."""
+    from conftest import REPO
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import bench_training
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(sys, "argv", ["bench_training.py", "--device", "cuda", "--cases", "buddy"])
+    monkeypatch.setattr(bench_training, "spawn", lambda *a, **k: pytest.fail("a case ran"))
+    with pytest.raises(SystemExit) as exit_:
+        bench_training.main()
+    assert exit_.value.code == 2 and "device='cuda': torch" in capsys.readouterr().err
