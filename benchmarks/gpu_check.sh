@@ -91,6 +91,7 @@ with open(out, "w") as f:
         print(f"{rule}\t{len(seconds)}\t{sum(seconds):.1f}\t{max(seconds):.1f}", file=f)
         print(f"{rule:<20}{len(seconds):>6}{sum(seconds):>10.1f}{max(seconds):>10.1f}")
 EOF
-    grep -h "fit done" "$WORK"/logs/fits/all/seed0/*.log "$WORK"/logs/fits/all/seed0/*/*.log 2>/dev/null || true
+    grep -H "fit done" "$WORK"/logs/fits/all/seed0/*.log "$WORK"/logs/fits/all/seed0/*/*.log 2>/dev/null \
+        | sed "s|^$WORK/logs/fits/all/seed0/||" || true  # each fit's own it/s, from its log
 fi
 echo "== done: $OUT"
