@@ -84,9 +84,10 @@ def skip_or_fail(reason: str, require: str):
     pytest.skip(reason)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_thread():
-    """One intra-op torch thread: faster on a shared 2-core machine, and the same in a SIGKILL child."""
+    """One intra-op torch thread for a module's tests (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    faster on a shared 2-core machine, and the same in a SIGKILL child."""
     import torch
 
     before = torch.get_num_threads()

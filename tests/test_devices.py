@@ -11,7 +11,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from cebra_core import CEBRA, estimator, sampling
+from cebra_core import CEBRA, adaptation, estimator, sampling
 from cebra_core.estimator import resolve_device
 from cebra_core.simulate import simulate_session
 
@@ -19,22 +19,20 @@ FIT = dict(batch_size=32, max_iterations=4, learning_rate=1e-3, seed=3, device="
 SAMPLERS = ("SingleSessionSampler", "MultiSessionSampler", "AdaptationSampler")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def _in_host_side_sampler() -> bool:
     """Whether the running op was called by a sampler that declared itself host-side (its float64
-    search and draws on the CPU, off a training device without float64)."""
+    search and draws on the CPU, off a training device without float64), or by adapt's ridge,
+    which moves its inputs to the CPU first (`adaptation.host_regression`)."""
     classes = tuple(getattr(sampling, name) for name in SAMPLERS if hasattr(sampling, name))
     frame = sys._getframe(2)
     while frame is not None:
         owner = frame.f_locals.get("self")
         if isinstance(owner, classes) and getattr(owner, "host_side", False):
+            return True
+        if frame.f_code is adaptation.host_regression.__code__:
             return True
         frame = frame.f_back
     return False
@@ -91,12 +89,13 @@ def test_the_check_catches_a_float64_tensor(no_float64_device):
             torch.ones(3, dtype=torch.float32).double()
 
 
-def test_adapt_makes_no_float64_tensor_in_its_sampler(no_float64_device):
-    """`adapt` samples on the host too (its first-layer regression is not part of this check)."""
+@pytest.mark.parametrize("init", ["regression", "random"])
+def test_adapt_makes_no_float64_tensor_on_the_device(no_float64_device, init):
+    """`adapt` samples on the host too, and its first-layer regression solves on the CPU."""
     data = sessions() + [simulate_session("new", shape=(280, 11), seed=30)]
     model = CEBRA(**FIT).fit([d.neural for d in data[:2]], [d.labels for d in data[:2]])
     with NoFloat64OnTrainingDevice():
-        model.adapt(data[2].neural, data[2].labels, max_iterations=3, init="random")
+        model.adapt(data[2].neural, data[2].labels, max_iterations=3, init=init)
     assert len(model.model_) == 3
 
 

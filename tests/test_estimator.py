@@ -15,12 +15,7 @@ SPECS = ((420, 20), (650, 31), (300, 12))  # (T, N) of three sessions
 FIT = dict(batch_size=48, max_iterations=12, learning_rate=1e-3, seed=0, device="cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

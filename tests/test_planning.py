@@ -198,6 +198,14 @@ def test_example_config_names_the_unset_variable(monkeypatch):
         plan_for(config_file(REPO / "config/local.example.yaml"))
 
 
+def test_signals_name_sessions():
+    assert plan_for(sample(signals={"gatsby": "continuous"})).config["signals"] == {"gatsby": "continuous"}
+    with pytest.raises(planning.ConfigError, match=r"config: signals: \['nemo'\] are not among the sessions"):
+        plan_for(sample(signals={"nemo": "continuous"}))
+    with pytest.raises(WorkflowError, match="'spikes' is not one of"):
+        plan_for(sample(signals={"gatsby": "spikes"}))
+
+
 def test_sessions_must_fit_the_source():
     with pytest.raises(planning.ConfigError, match=r"\['nemo'\] are not available with data: source: simulate"):
         plan_for(sample(sessions=["buddy", "nemo"]))

@@ -1,6 +1,5 @@
 """The fit and check_sessions scripts, in process with a stand-in for Snakemake's `snakemake` object:
-signal kinds from the rule's params (and their default when the rule passes none), and the
-device checked before any data are read."""
+signal kinds from the rule's params, and the device checked before any data are read."""
 
 from __future__ import annotations
 
@@ -56,11 +55,11 @@ def tables(tmp_path):
     return paths
 
 
-def check_job(tables, tmp_path, **params):
+def check_job(tables, tmp_path, signals=None):
     return dict(
         input=Files(tables.values()),
         output=Files([str(tmp_path / "checks.tsv")]),
-        params=SimpleNamespace(sessions=list(tables), needs=NEEDS, sources=tables, **params),
+        params=SimpleNamespace(sessions=list(tables), needs=NEEDS, sources=tables, signals=signals or {}),
     )
 
 
@@ -71,8 +70,8 @@ def test_check_sessions_takes_the_signal_kinds(tables, tmp_path):
     assert summary["spikes_per_bin"].isna().tolist() == [False, True]
 
 
-def test_check_sessions_without_signals_checks_counts(tables, tmp_path, caplog):
-    """A rule that passes no signals param: every session is counts, so the z-scored one fails."""
+def test_check_sessions_checks_unnamed_sessions_as_counts(tables, tmp_path, caplog):
+    """signals: {} (the default): every session is counts, so the z-scored one fails."""
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exit_:
         run_script("check_sessions.py", tmp_path, **check_job(tables, tmp_path))
     assert exit_.value.code == 1 and not (tmp_path / "checks.tsv").exists()
@@ -82,7 +81,7 @@ def test_check_sessions_without_signals_checks_counts(tables, tmp_path, caplog):
     assert "signals: 'q' is not in sessions (a, z)" in caplog.text
 
 
-def fit_job(tables, tmp_path, device="cpu", **params):
+def fit_job(tables, tmp_path, device="cpu", signals=None):
     out = {k: str(tmp_path / f"{k}.parquet") for k in ("loss", "embedding")} | {"model": str(tmp_path / "model.pt")}
     cebra = dict(batch_size=32, max_iterations=3, learning_rate=1e-3, temperature=1.0, output_dimension=3,
                  time_offsets=10, num_hidden_units=8)
@@ -90,7 +89,7 @@ def fit_job(tables, tmp_path, device="cpu", **params):
         input=Files(sessions=list(tables.values())),
         output=SimpleNamespace(**out),
         params=SimpleNamespace(sessions=list(tables), cebra=cebra, split={"fold": None}, device=device,
-                               checkpoint=str(tmp_path / "ck.pt"), **params),
+                               checkpoint=str(tmp_path / "ck.pt"), signals=signals or {}),
         wildcards=SimpleNamespace(fit="multi", seed="0", split="all"),
     )
 

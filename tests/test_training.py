@@ -19,13 +19,7 @@ from cebra_core.simulate import simulate_session
 from cebra_core.training import contrastive_step, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: faster on the shared 2-core machine, and the same in the SIGKILL child."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def sessions(specs=((420, 20), (650, 31), (300, 12)), seed=0):

@@ -64,18 +64,29 @@ def regression_init(
     `template_labels` (T0-1, d)); the fit maps the new neurons onto what the template's hidden units
     do at the same label, so the frozen-or-not later layers start from familiar input.
     """
-    match = NearestLabelIndex([template_labels]).nearest(
-        labels[:-1], torch.zeros(labels.shape[0] - 1, dtype=torch.long, device=labels.device)
-    )
-    target = template_hidden[match].double()  # (T-1, H)
-    design = torch.cat([neural[:-1], neural[1:], torch.ones_like(neural[:-1, :1])], dim=1).double()  # (T-1, 2N+1)
-    gram = design.T @ design
-    penalty = ridge * torch.diagonal(gram).mean() * torch.ones(gram.shape[0], dtype=gram.dtype, device=gram.device)
-    penalty[-1] = 0  # the bias is not shrunk
-    coef = torch.linalg.solve(gram + torch.diag(penalty), design.T @ target).float()  # (2N+1, H)
+    design = torch.cat([neural[:-1], neural[1:], torch.ones_like(neural[:-1, :1])], dim=1)  # (T-1, 2N+1)
+    weight = encoder.first_layer.weight
+    coef = host_regression(design, labels[:-1], template_hidden, template_labels, ridge)  # (2N+1, H)
+    coef = coef.to(weight.device, weight.dtype)
     n = neural.shape[1]
     encoder.first_layer.weight.copy_(torch.stack([coef[:n].T, coef[n : 2 * n].T], dim=-1))
     encoder.first_layer.bias.copy_(coef[-1])
+
+
+def host_regression(
+    design: torch.Tensor, labels: torch.Tensor, template_hidden: torch.Tensor, template_labels: torch.Tensor,
+    ridge: float,
+) -> torch.Tensor:  # fmt: skip
+    """Ridge coefficients (D, H) of the template's pre-activations at the label-matched steps on
+    ``design`` (T, D; its last column the bias, not shrunk). On the CPU, in float64 (exact label
+    ties, a stable solve): not every training device has float64 (mps)."""
+    labels, template_labels = labels.cpu(), template_labels.cpu()
+    match = NearestLabelIndex([template_labels]).nearest(labels, torch.zeros(len(labels), dtype=torch.long))
+    design, target = design.cpu().double(), template_hidden.cpu()[match].double()
+    gram = design.T @ design
+    penalty = ridge * torch.diagonal(gram).mean() * torch.ones(gram.shape[0], dtype=gram.dtype)
+    penalty[-1] = 0
+    return torch.linalg.solve(gram + torch.diag(penalty), design.T @ target)
 
 
 def adaptation_step(

@@ -73,6 +73,10 @@ class Plan:
         self.folds = [f"fold{k}" for k in range(config["evaluation"]["folds"])]
         self.splits = ["all", *self.folds]
         self._check_sessions()
+        unnamed = [s for s in config["signals"] if s not in self.sessions]
+        if unnamed:
+            raise ConfigError(f"config: signals: {unnamed} are not among the sessions {self.sessions} "
+                              "(the signals map gives a session's kind: counts or continuous)")
         if self.source == "local":  # an unset variable is named here, not as a WildcardError later
             for session in self.sessions:
                 if session in config["data"].get("local", {}):

@@ -57,6 +57,7 @@ else:
         params:
             md5=session_md5,
             nwb=session_nwb,
+            signals=config["signals"],
         script:
             "../scripts/import_session.py"
 
@@ -80,5 +81,6 @@ rule check_sessions:
         sessions=SESSIONS,
         needs=plan.session_needs(),
         sources=plan.session_sources(),
+        signals=config["signals"],
     script:
         "../scripts/check_sessions.py"

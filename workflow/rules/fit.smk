@@ -28,6 +28,7 @@ rule fit:
         cebra=lambda wildcards: plan.fit_cebra(wildcards.split),
         split=lambda wildcards: plan.split_params(wildcards.split),
         device=config["device"],
+        signals=config["signals"],
         checkpoint="results/checkpoints/{split}/seed{seed}/{fit}.pt",
     script:
         "../scripts/fit.py"

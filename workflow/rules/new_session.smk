@@ -27,6 +27,7 @@ rule adapt_session:
         split=lambda wildcards: plan.split_params(wildcards.fold),
         iterations=config["new_session"]["iterations"],
         device=config["device"],
+        signals=config["signals"],
     script:
         "../scripts/adapt_session.py"
 

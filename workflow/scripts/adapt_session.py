@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from cebra_core import CEBRA
-from cebra_core.data import embedding_frame, read_session, write_table
+from cebra_core.data import embedding_frame, read_session, signal_of, write_table
 from cebra_core.splits import Split, transform_parts
 
 torch.set_num_threads(snakemake.threads)
@@ -21,7 +21,8 @@ names = list(snakemake.params.sessions)
 held_out = snakemake.wildcards.session
 trained = list(snakemake.params.trained)  # the order the leave-one-out fit trained them in
 split = Split(**snakemake.params.split)
-data = {name: read_session(path, session=name) for name, path in zip(names, snakemake.input.sessions)}
+data = {name: read_session(path, session=name, signal=signal_of(snakemake.params.signals, name))
+        for name, path in zip(names, snakemake.input.sessions)}
 model = CEBRA.load(snakemake.input.model, device=snakemake.params.device)
 if model.num_sessions_ != len(trained):
     raise ValueError(f"{snakemake.input.model} has {model.num_sessions_} sessions, expected {len(trained)} ({trained})")

@@ -15,7 +15,7 @@ from cebra_core.data import session_signals, read_session
 from cebra_core.files import atomic_output
 
 names = list(snakemake.params.sessions)
-signals = getattr(snakemake.params, "signals", None) or {}  # the rule's params: signals=config["signals"]
+signals = snakemake.params.signals
 try:
     kinds = session_signals(signals, names)
     sessions = {name: read_session(path, session=name, signal=kinds[name]) for name, path in zip(names, snakemake.input)}

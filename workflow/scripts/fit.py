@@ -27,7 +27,7 @@ except ValueError as err:
     sys.exit(1)
 torch.set_num_threads(snakemake.threads)
 names = list(snakemake.params.sessions)
-signals = getattr(snakemake.params, "signals", None) or {}  # the rule's params: signals=config["signals"]
+signals = snakemake.params.signals
 multi = not snakemake.wildcards.fit.startswith("single/")
 params = {**snakemake.params.cebra, "seed": int(snakemake.wildcards.seed)}
 split = Split(**snakemake.params.split)

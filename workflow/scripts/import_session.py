@@ -7,15 +7,16 @@ from common import start
 
 start(snakemake)
 
-from cebra_core.data import SessionError, load_session, write_session
+from cebra_core.data import SessionError, load_session, signal_of, write_session
 
 session = snakemake.wildcards.session
+signal = signal_of(snakemake.params.signals, session)
 try:
     neural, labels = load_session(
-        snakemake.input[0], session=session, md5=snakemake.params.md5, nwb=snakemake.params.nwb
+        snakemake.input[0], session=session, md5=snakemake.params.md5, nwb=snakemake.params.nwb, signal=signal
     )
 except SessionError as err:  # names the file, the session and the problem
     logging.error("%s", err)
     sys.exit(1)
-write_session(snakemake.output[0], neural, labels, session=session)
+write_session(snakemake.output[0], neural, labels, session=session, signal=signal)
 logging.info("imported %s from %s: neural %s, labels %s", session, snakemake.input[0], neural.shape, labels.shape)
