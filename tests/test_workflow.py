@@ -69,7 +69,8 @@ def test_default_config_is_the_demo():
     assert (cebra["output_dimension"], cebra["distance"], cebra["conditional"], cebra["time_offsets"]) == (3, "cosine", "time_delta", 10)
     assert cebra["model_architecture"] == "offset10-model" and cebra["num_hidden_units"] == 32
     assert DEFAULTS["device"] == "cuda_if_available" and DEFAULTS["gpu"] is False
-    assert DEFAULTS["seeds"] == [0] and DEFAULTS["evaluation"] == {"folds": 1, "test_fraction": 0.2, "min_coverage": 0.8}
+    assert DEFAULTS["seeds"] == [0] and DEFAULTS["evaluation"] == {
+        "protocol": "contiguous", "decoding_k_grid": [1, 4, 9, 16, 25], "folds": 1, "test_fraction": 0.2, "min_coverage": 0.8}
 
 
 def test_config_yaml_holds_no_default():
