@@ -119,7 +119,7 @@ def test_make_split_and_session_parts_for_both_protocols():
     assert fit_rows(session_parts(whole, labels)).all()
     parts = session_parts(trials, labels)
     np.testing.assert_array_equal(fit_rows(parts), parts == "train")
-    with pytest.raises(ValueError, match=r"evaluation.protocol must be one of \['contiguous', 'trials'\], got 'blocks'"):
+    with pytest.raises(ValueError, match=r"protocol must be one of \['contiguous', 'trials'\], got 'blocks'"):
         make_split("blocks", fold=0)
 
 

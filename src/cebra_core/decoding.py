@@ -176,7 +176,8 @@ def validated_decode(
     cm_per_unit: float = 100.0,
 ) -> ValidatedDecoding:
     """kNN decoder fitted on the train rows; k chosen from ``k_grid`` by the median error on the
-    validation rows (ties: the smaller k; a k above the number of train rows is skipped), then scored on the test rows (the paper's protocol)."""
+    validation rows (ties: the smaller k; a k above the number of train rows is skipped), then
+    scored on the test rows (the CEBRA paper's protocol)."""
     tr_emb, tr_pos = _check_pair(train_embedding, train_position, "train")
     va_emb, va_pos = _check_pair(validation_embedding, validation_position, "validation")
     te_emb, te_pos = _check_pair(test_embedding, test_position, "test")
@@ -184,10 +185,12 @@ def validated_decode(
     if not grid or grid[0] < 1 or grid[0] > len(tr_emb):
         raise ValueError(f"k_grid {list(k_grid)} has no k between 1 and the {len(tr_emb)} training samples")
     grid = [k for k in grid if k <= len(tr_emb)]
-    errors = {k: _score(va_pos, knn_predict(tr_emb, tr_pos, va_emb, k, metric), len(tr_emb), cm_per_unit).median_error_cm
-              for k in grid}
+    def score(k: int, embedding: np.ndarray, truth: np.ndarray) -> DecodingResult:
+        return _score(truth, knn_predict(tr_emb, tr_pos, embedding, k, metric), len(tr_emb), cm_per_unit)
+
+    errors = {k: score(k, va_emb, va_pos).median_error_cm for k in grid}
     k = min(grid, key=lambda n: errors[n])
-    return ValidatedDecoding(k, errors, _score(te_pos, knn_predict(tr_emb, tr_pos, te_emb, k, metric), len(tr_emb), cm_per_unit))
+    return ValidatedDecoding(k, errors, score(k, te_emb, te_pos))
 
 
 def pooled_decode(

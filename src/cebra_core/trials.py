@@ -45,13 +45,15 @@ def trial_edges(labels: npt.ArrayLike, direction_column: int = DIRECTION_COLUMN)
     return np.concatenate([[0], changes[1::2], [len(flag)]]).astype(int)
 
 
-def trial_parts(n_trials: int, split_no: int, inner_folds: int = TRIAL_SPLITS, outer_blocks: int = OUTER_BLOCKS) -> np.ndarray:
+def trial_parts(
+    n_trials: int, split_no: int, inner_folds: int = TRIAL_SPLITS, outer_blocks: int = OUTER_BLOCKS
+) -> np.ndarray:
     """'train' / 'validation' / 'test' per trial for split number ``split_no``."""
     if not 0 <= split_no < inner_folds:
         raise ValueError(f"trial split number {split_no} does not exist; choose 0 to {inner_folds - 1}")
     if n_trials < outer_blocks * inner_folds:
-        raise ValueError(f"the trial split needs at least {outer_blocks * inner_folds} trials "
-                         f"({outer_blocks} blocks x {inner_folds} folds); the session has {n_trials}")
+        raise ValueError(f"evaluation.protocol trials: the trial split needs at least {outer_blocks * inner_folds} "
+                         f"trials ({outer_blocks} blocks x {inner_folds} folds); the session has {n_trials}")
     parts = np.full(n_trials, "train", dtype=object)
     for block in np.array_split(np.arange(n_trials), outer_blocks):
         held = np.array_split(block, inner_folds)[split_no]  # KFold(shuffle=False): same fold sizes
@@ -60,8 +62,8 @@ def trial_parts(n_trials: int, split_no: int, inner_folds: int = TRIAL_SPLITS, o
         parts[validation] = "validation"
     for part in ("train", "validation", "test"):
         if not (parts == part).any():
-            raise ValueError(f"trial split number {split_no} of {n_trials} trials leaves an empty {part} part; "
-                             f"each block's held-out fold needs at least 2 trials")
+            raise ValueError(f"evaluation.protocol trials: split number {split_no} of the session's {n_trials} trials "
+                             f"leaves an empty {part} part (each block's held-out fold needs at least 2 trials)")
     return parts
 
 
