@@ -42,7 +42,8 @@ def test_default_config_is_the_demo():
     assert (cebra["output_dimension"], cebra["distance"], cebra["conditional"], cebra["time_offsets"]) == (3, "cosine", "time_delta", 10)
     assert cebra["model_architecture"] == "offset10-model" and cebra["num_hidden_units"] == 32
     assert plan.config["device"] == "cuda_if_available" and plan.config["gpu"] is False
-    assert plan.seeds == ["0"] and plan.config["evaluation"] == {"folds": 1, "test_fraction": 0.2, "min_coverage": 0.8}
+    assert plan.seeds == ["0"] and plan.config["evaluation"] == {"folds": 1, "test_fraction": 0.2, "min_coverage": 0.8,
+                                                                   "protocol": "contiguous", "decoding_k_grid": [1, 4, 9, 16, 25]}
     assert plan.splits == ["all", "fold0"] and plan.held_out == "gatsby" and plan.trained == RATS[:3]
     assert plan.fits == [*(f"single/{r}" for r in RATS), "multi", "multi_without/gatsby"]
 

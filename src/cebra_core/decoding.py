@@ -18,8 +18,14 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 N_NEIGHBORS = 36  # k of the kNN decoder (the workflow's analysis.decoding_neighbors default)
+# The k the CEBRA paper's decoder chose from on the validation trials (evaluation.decoding_k_grid):
+# the k of every CEBRA-Behavior run behind Table S2 / Fig. 2d is one of these (cebra-figures,
+# data/results_v1/cebra-b.csv, column knn). CEBRA 0.6.1's SingleRatDataset.decode tries
+# (1, 4, 16, 36, 64, 100) instead.
+K_GRID = (1, 4, 9, 16, 25)
 
-__all__ = ["DecodingResult", "cross_decode", "cross_decode_table", "knn_decode", "knn_predict", "pooled_decode"]
+__all__ = ["K_GRID", "DecodingResult", "ValidatedDecoding", "cross_decode", "cross_decode_table", "knn_decode",
+           "knn_predict", "pooled_decode", "validated_decode"]
 
 
 @dataclass
@@ -146,6 +152,45 @@ def cross_decode(
     te_emb, te_pos = _check_pair(test_embedding, test_position, "test")
     pred = knn_predict(tr_emb, tr_pos, te_emb, n_neighbors, metric)
     return _score(te_pos, pred, len(tr_emb), cm_per_unit)
+
+
+@dataclass
+class ValidatedDecoding:
+    """A decoder whose k was chosen on validation rows: the chosen k, the validation median
+    error (cm) of every k tried, and the test scores at the chosen k."""
+
+    k: int
+    validation_error_cm: dict[int, float]
+    test: DecodingResult
+
+
+def validated_decode(
+    train_embedding: npt.ArrayLike,
+    train_position: npt.ArrayLike,
+    validation_embedding: npt.ArrayLike,
+    validation_position: npt.ArrayLike,
+    test_embedding: npt.ArrayLike,
+    test_position: npt.ArrayLike,
+    k_grid: Sequence[int] = K_GRID,
+    metric: str = "cosine",
+    cm_per_unit: float = 100.0,
+) -> ValidatedDecoding:
+    """kNN decoder fitted on the train rows; k chosen from ``k_grid`` by the median error on the
+    validation rows (ties: the smaller k; a k above the number of train rows is skipped), then
+    scored on the test rows (the CEBRA paper's protocol)."""
+    tr_emb, tr_pos = _check_pair(train_embedding, train_position, "train")
+    va_emb, va_pos = _check_pair(validation_embedding, validation_position, "validation")
+    te_emb, te_pos = _check_pair(test_embedding, test_position, "test")
+    grid = sorted({int(k) for k in k_grid})
+    if not grid or grid[0] < 1 or grid[0] > len(tr_emb):
+        raise ValueError(f"k_grid {list(k_grid)} has no k between 1 and the {len(tr_emb)} training samples")
+    grid = [k for k in grid if k <= len(tr_emb)]
+    def score(k: int, embedding: np.ndarray, truth: np.ndarray) -> DecodingResult:
+        return _score(truth, knn_predict(tr_emb, tr_pos, embedding, k, metric), len(tr_emb), cm_per_unit)
+
+    errors = {k: score(k, va_emb, va_pos).median_error_cm for k in grid}
+    k = min(grid, key=lambda n: errors[n])
+    return ValidatedDecoding(k, errors, score(k, te_emb, te_pos))
 
 
 def pooled_decode(

@@ -4,7 +4,9 @@ say which part of the split (``train`` / ``test``) they belong to.
 Every number here is computed on test rows, from encoders fitted on the train rows only, with
 decoders fitted on train rows only; so no score comes from a model that saw the labels it is
 scored against. Cross-animal decoding between single-session fits first rotates the test rat onto
-the training rat with a Procrustes alignment fitted on both rats' train rows.
+the training rat with a Procrustes alignment fitted on both rats' train rows. With a k grid (the
+trial protocol) the decoder's k is chosen on the test rat's validation rows, and the test rows
+score the chosen k only.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import pandas as pd
 
 from cebra_core.alignment import OrthogonalProcrustesAlignment
 from cebra_core.data import embedding_columns, frame_labels
-from cebra_core.decoding import cross_decode
+from cebra_core.decoding import cross_decode, validated_decode
 from cebra_core.metrics import consistency_score
 from cebra_core.splits import label_coverage
 
 __all__ = ["decoding_table", "new_session_table", "restricted_consistency", "runs_consistency"]
 
-DECODING_COLUMNS = ["train", "test", "r2", "median_error_cm", "n_train", "n_test", "test_coverage", "flagged"]
+DECODING_COLUMNS = ["train", "test", "r2", "median_error_cm", "n_train", "n_test", "test_coverage", "flagged", "k"]
 
 
 def _rows(frame: pd.DataFrame, part: str) -> pd.DataFrame:
@@ -41,29 +43,43 @@ def _position(frame: pd.DataFrame) -> np.ndarray:
     return frame["position"].to_numpy(np.float64)
 
 
+def _unchanged(z: np.ndarray) -> np.ndarray:
+    return z
+
+
 def decoding_table(
-    frames: Mapping[str, pd.DataFrame], *, shared_space: bool, n_neighbors: int, top_k: int, min_coverage: float
+    frames: Mapping[str, pd.DataFrame], *, shared_space: bool, n_neighbors: int, top_k: int, min_coverage: float,
+    k_grid: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """kNN decoding for every (train rat, test rat): decoder on the train rat's train rows, scored
     on the test rat's test rows (train == test: within the rat).
 
     ``shared_space``: the embeddings share one space (multi-session fit); otherwise (single-session
     fits) the test rat is first rotated onto the train rat, fitted on both rats' train rows.
+    ``k_grid`` (the trial protocol): k is chosen from it on the test rat's validation rows instead
+    of ``n_neighbors``; column ``k`` is the k used.
     """
     rows = []
     for a, frame_a in frames.items():
         train_a = _rows(frame_a, "train")
         for b, frame_b in frames.items():
             train_b, test_b = _rows(frame_b, "train"), _rows(frame_b, "test")
-            z_test = _z(test_b)
+            rotate = _unchanged
             if a != b and not shared_space:
-                rotation = OrthogonalProcrustesAlignment(top_k=top_k).fit(
-                    _z(train_a), _z(train_b), frame_labels(train_a), frame_labels(train_b))
-                z_test = rotation.transform(z_test)
-            result = cross_decode(_z(train_a), _position(train_a), z_test, _position(test_b), n_neighbors=n_neighbors)
+                rotate = OrthogonalProcrustesAlignment(top_k=top_k).fit(
+                    _z(train_a), _z(train_b), frame_labels(train_a), frame_labels(train_b)).transform
+            z_test = rotate(_z(test_b))
+            if k_grid is None:
+                k = n_neighbors
+                result = cross_decode(_z(train_a), _position(train_a), z_test, _position(test_b), n_neighbors=k)
+            else:
+                validation_b = _rows(frame_b, "validation")
+                chosen = validated_decode(_z(train_a), _position(train_a), rotate(_z(validation_b)),
+                                          _position(validation_b), z_test, _position(test_b), k_grid=k_grid)
+                k, result = chosen.k, chosen.test
             coverage = label_coverage(_position(test_b), _position(frame_b))
             rows.append((a, b, result.r2, result.median_error_cm, result.n_train, result.n_test,
-                         coverage, coverage < min_coverage))
+                         coverage, coverage < min_coverage, k))
     return pd.DataFrame(rows, columns=DECODING_COLUMNS)
 
 

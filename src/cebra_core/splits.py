@@ -11,6 +11,17 @@ A parameter sweep nests a validation part inside the train part (``validation_fr
 the last ``validation_fraction`` of the train rows, in time order (with one fold: the stretch just
 before the test part). Encoders fit on the train rows, the sweep chooses on the validation rows and
 reports the test rows of the chosen point only.
+
+The CEBRA paper's own protocol cuts trials instead (``evaluation.protocol: trials``,
+``cebra_core.trials.TrialSplit``); ``make_split`` builds either, and ``session_parts`` gives the
+part of every row for both.
+
+Windows never reach across a part boundary into another part: an encoder is fit on the rows of
+``fit_rows(parts)`` only, concatenated in time order (CEBRA concatenates its train trials the same
+way), so its training windows and positives come from train rows alone; a window at a join of two
+train runs spans both (at most 9 windows per join with the 10-bin receptive field, as in CEBRA).
+Embeddings are computed run by run (``transform_runs``): each contiguous run of one part on its
+own, edge-padded at its ends, so no embedded row sees a row of another part.
 """
 
 from __future__ import annotations
@@ -21,9 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from cebra_core.trials import TrialSplit
+
 COVERAGE_BINS = 20  # track bins for the coverage of a test part (8 cm each on the 1.6 m track)
 
-__all__ = ["Split", "contiguous_runs", "label_coverage", "transform_parts"]
+__all__ = ["PROTOCOLS", "Split", "contiguous_runs", "fit_rows", "label_coverage", "make_split", "session_parts",
+           "transform_parts", "transform_runs"]
+
+PROTOCOLS = ("contiguous", "trials")  # evaluation.protocol
 
 
 @dataclass(frozen=True)
@@ -107,11 +123,43 @@ def label_coverage(test_position: npt.ArrayLike, session_position: npt.ArrayLike
     return float(np.isin(visited, tested).mean())
 
 
-def transform_parts(transform: Callable[[np.ndarray], np.ndarray], neural: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:
-    """Embed a session part by part: each contiguous run of one part (train, validation, test)
-    through ``transform`` on its own, so no window reaches across a split boundary.
-    Returns (embedding (T, D), parts (T,))."""
-    parts = split.parts(len(neural))
+def make_split(protocol: str = "contiguous", fold: int | None = None, **contiguous) -> Split | TrialSplit:
+    """The split of fold ``fold`` under a protocol (``evaluation.protocol``): contiguous gives
+    ``Split(fold, **contiguous)`` (folds, test_fraction, validation_fraction); trials gives
+    ``TrialSplit(fold)`` (split number ``fold``, which has its own validation trials; the contiguous
+    keys are not used). ``fold=None`` is the whole session under both."""
+    if protocol == "contiguous":
+        return Split(fold, **contiguous)
+    if protocol == "trials":
+        return Split(None) if fold is None else TrialSplit(fold)
+    raise ValueError(f"evaluation.protocol must be one of {list(PROTOCOLS)}, got {protocol!r}")
+
+
+def session_parts(split: Split | TrialSplit, labels: np.ndarray) -> np.ndarray:
+    """(T,) part of every row of a session with labels (T, d): 'train' / 'validation' / 'test', or
+    'all' for the whole-session split."""
+    if isinstance(split, TrialSplit):
+        return split.parts(labels)
+    return split.parts(len(labels))
+
+
+def fit_rows(parts: np.ndarray) -> np.ndarray:
+    """Boolean (T,): the rows an encoder may be fit on (neither validation nor test)."""
+    return ~np.isin(parts, ("validation", "test"))
+
+
+def transform_runs(transform: Callable[[np.ndarray], np.ndarray], neural: np.ndarray, parts: np.ndarray) -> np.ndarray:
+    """Embed a session run by run: each contiguous run of one part through ``transform`` on its
+    own, so no window reaches across a part boundary. Returns the embedding (T, D) in row order."""
+    parts = np.asarray(parts)
+    if len(parts) != len(neural):
+        raise ValueError(f"{len(parts)} part names for {len(neural)} rows of neural data")
     runs = [run for part in np.unique(parts) for run in contiguous_runs(parts == part)]
     pieces = {run.start: transform(neural[run]) for run in runs}
-    return np.concatenate([pieces[start] for start in sorted(pieces)]), parts
+    return np.concatenate([pieces[start] for start in sorted(pieces)])
+
+
+def transform_parts(transform: Callable[[np.ndarray], np.ndarray], neural: np.ndarray, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`transform_runs` with the parts of a contiguous ``split``. Returns (embedding (T, D), parts (T,))."""
+    parts = split.parts(len(neural))
+    return transform_runs(transform, neural, parts), parts
