@@ -44,6 +44,17 @@ def test_a_good_session_passes():
     check_sessions({"a": track_session(seed=1), "b": track_session(seed=2)}, DEMO)
 
 
+def test_the_trial_protocol_needs_enough_trials():
+    """evaluation.protocol trials cuts a session into 3 blocks x 3 folds of trials: a session of too
+    few round trips is named before any fit; the same session passes the contiguous protocol."""
+    neural, labels = track_session(t=900)
+    assert session_problems(neural, labels, DEMO) == []
+    problem = only_problem(neural, labels, replace(DEMO, protocol="trials"))
+    assert problem.startswith("evaluation.protocol trials: the trial split needs at least 9")
+    long_neural, long_labels = track_session(t=6000)
+    assert session_problems(long_neural, long_labels, replace(DEMO, protocol="trials")) == []
+
+
 def test_shorter_than_the_receptive_field():
     neural, labels = track_session(t=100)
     needs = replace(DEMO, batch_size=4, time_offsets=2, consistency_bins=3, decoding_neighbors=1, alignment_top_k=1)

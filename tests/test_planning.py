@@ -94,8 +94,9 @@ def test_fits_and_their_sessions():
 def test_splits_and_folds():
     plan = plan_for(sample(evaluation={"folds": 3}))
     assert plan.folds == ["fold0", "fold1", "fold2"] and plan.splits == ["all", "fold0", "fold1", "fold2"]
-    assert plan.split_params("all") == {"fold": None, "folds": 3, "test_fraction": 0.2}
-    assert plan.split_params("fold2") == {"fold": 2, "folds": 3, "test_fraction": 0.2}
+    assert plan.split_params("all") == {"protocol": "contiguous", "fold": None, "folds": 3, "test_fraction": 0.2}
+    assert plan.split_params("fold2") == {"protocol": "contiguous", "fold": 2, "folds": 3, "test_fraction": 0.2}
+    assert plan.decoding_k_grid() is None  # the contiguous protocol decodes with analysis.decoding_neighbors
     groups = plan.heldout_groups()
     assert [(g["seed"], g["fold"], g["kind"]) for g in groups] == [
         (seed, f"fold{k}", kind) for seed in (0, 1) for k in range(3) for kind in ("single", "multi")]
@@ -104,6 +105,20 @@ def test_splits_and_folds():
     # the check's train fraction is that of the largest test part: 1/3 with 3 folds, else 1 - test_fraction
     assert plan.session_needs()["train_fraction"] == pytest.approx(2 / 3)
     assert plan_for(SAMPLE).session_needs()["train_fraction"] == pytest.approx(0.8)
+
+
+def test_the_trial_protocol_has_cebras_three_split_numbers():
+    """evaluation.protocol trials: the held-out fits are split numbers 0-2 of CEBRA's trial split
+    (folds and test_fraction unused), and the decoder chooses its k on the validation trials."""
+    plan = plan_for(sample(evaluation={"protocol": "trials", "folds": 5}))
+    assert plan.folds == ["fold0", "fold1", "fold2"] and plan.splits == ["all", "fold0", "fold1", "fold2"]
+    assert plan.split_params("fold1")["protocol"] == "trials" and plan.split_params("fold1")["fold"] == 1
+    assert plan.split_params("all")["fold"] is None
+    assert plan.decoding_k_grid() == [1, 4, 9, 16, 25] and plan.session_needs()["protocol"] == "trials"
+    assert len(plan.heldout_groups()) == 2 * 3 * 2  # seeds x split numbers x kinds
+    from cebra_core import trials
+
+    assert trials.TRIAL_SPLITS == len(plan.folds)
 
 
 def test_new_session_follows_the_config():
@@ -260,7 +275,7 @@ def test_sweep_point_names_are_stable_and_hash_the_parameters():
     assert plan_for(sample(sweep={**SWEEP_EXAMPLE["sweep"], "validation_fraction": 0.1})).sweep_points.keys().isdisjoint(
         plan.sweep_points)  # another split: other fits
     split = plan.split_params(f"sweep/{reference}")
-    assert split == {"fold": 0, "folds": 1, "test_fraction": 0.2, "validation_fraction": 0.2}
+    assert split == {"protocol": "contiguous", "fold": 0, "folds": 1, "test_fraction": 0.2, "validation_fraction": 0.2}
     assert plan.fit_cebra(f"sweep/{reference}") == dict(sorted(plan.config["cebra"].items()))
 
 

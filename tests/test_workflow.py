@@ -345,6 +345,35 @@ def test_killed_fit_resumes_and_matches(sample_run, tmp_path):
     assert not list(checkpoints.glob("*.pt"))
 
 
+@pytest.mark.slow
+def test_trial_protocol_end_to_end(tmp_path):
+    """evaluation.protocol trials on two simulated rats: the held-out fits of split numbers 0-2 train
+    on exactly their train trials (CEBRA's rows, in time order), every row is marked with its part,
+    and the decoder's k comes from the grid, chosen on the validation trials."""
+    from cebra_core import CEBRA
+    from cebra_core.data import read_session
+    from cebra_core.splits import fit_rows
+    from cebra_core.trials import TrialSplit
+
+    rats = ["cicero", "gatsby"]
+    config = write_config(tmp_path / "trials.yaml", sessions=rats, seeds=[0], data={"simulate": {"scale": 0.3}},
+                          evaluation={"protocol": "trials"}, new_session={"held_out": None},
+                          cebra={"batch_size": 128, "max_iterations": 40, "checkpoint_every": 40})
+    work = tmp_path / "work"
+    run_snakemake(work, "results/tables/decoding.csv", configfile=config)
+    decoding = pd.read_parquet(work / "results/tables/decoding.parquet")
+    assert sorted(set(decoding["split"])) == ["fold0", "fold1", "fold2"] and len(decoding) == 2 * 3 * 4
+    assert set(decoding["k"]) <= {1, 4, 9, 16, 25} and np.isfinite(decoding["median_error_cm"]).all()
+    for split_no in range(3):
+        model = CEBRA.load(fit_dir(work, "multi", f"fold{split_no}") / "model.pt")
+        embedding = pd.read_parquet(fit_dir(work, "multi", f"fold{split_no}") / "embedding.parquet")
+        for rat, trained in zip(rats, model._extra_state["trained_labels"]):
+            _, labels = read_session(work / f"results/data/sessions/{rat}.parquet")
+            parts = TrialSplit(split_no).parts(labels)
+            np.testing.assert_array_equal(trained.numpy(), labels[fit_rows(parts)])
+            assert embedding.loc[embedding["session"] == rat, "part"].tolist() == parts.tolist()
+
+
 # ------------------------------------------------------------------------------------ real data
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 from cebra_core.data import SessionError, session_signals, signal_problem
 from cebra_core.metrics import EmptyBinError, bin_embedding
 from cebra_core.offsets import RECEPTIVE_FIELD
+from cebra_core.trials import TRIAL_SPLITS, TrialSplit
 
 # A linear track longer than this is not a rat's: such positions are taken to be in centimetres
 # (or another unit), which the decoding error (reported in cm = 100 x the position unit) gets wrong.
@@ -36,6 +37,7 @@ class SessionNeeds:
     decoding_neighbors: int  # k of the kNN decoder
     train_fraction: float  # the decoder is fitted on this first part of a session (1 - test fraction)
     alignment_top_k: int  # label neighbours per sample for the Procrustes alignment
+    protocol: str = "contiguous"  # evaluation.protocol: trials cuts each session into CEBRA's trial split
     receptive_field: int = RECEPTIVE_FIELD  # input samples behind one embedding row
 
 
@@ -82,6 +84,13 @@ def session_problems(neural: np.ndarray, labels: np.ndarray, needs: SessionNeeds
             f"{length} time bins are fewer than {CONFIG_KEYS['alignment_top_k']}={needs.alignment_top_k} "
             "label neighbours for the alignment"
         )
+    if needs.protocol == "trials":
+        for split_no in range(TRIAL_SPLITS):
+            try:
+                TrialSplit(split_no).parts(labels)
+            except ValueError as err:  # names evaluation.protocol trials and what is missing
+                problems.append(str(err))
+                break
     position = labels[:, 0]
     low, high = float(position.min()), float(position.max())
     if low == high:

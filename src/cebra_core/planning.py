@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from cebra_core.rats import PUBLISHED, RAT_SHAPES
 
 KINDS = ["single", "multi"]
+TRIAL_SPLITS = 3  # evaluation.protocol trials: CEBRA's split numbers 0-2 (cebra_core.trials)
 MD5_PATTERN = "^[0-9a-fA-F]{32}$"
 
 
@@ -69,8 +70,11 @@ class Plan:
         self.seeds: list[str] = [str(seed) for seed in config["seeds"]]
         self.first_seed = self.seeds[0]
         self.source: str = config["data"]["source"]
-        # Splits: "all" (whole sessions: the notebook's fits and figures) and one per held-out fold.
-        self.folds = [f"fold{k}" for k in range(config["evaluation"]["folds"])]
+        # Splits: "all" (whole sessions: the notebook's fits and figures) and one per held-out fold
+        # (with evaluation.protocol trials, one per split number of CEBRA's trial split).
+        self.protocol: str = config["evaluation"]["protocol"]
+        folds = TRIAL_SPLITS if self.protocol == "trials" else config["evaluation"]["folds"]
+        self.folds = [f"fold{k}" for k in range(folds)]
         self.splits = ["all", *self.folds]
         self._check_sessions()
         unnamed = [s for s in config["signals"] if s not in self.sessions]
@@ -86,7 +90,7 @@ class Plan:
         self.fits = [*self.kind_fits("single"), *self.kind_fits("multi"),
                      *(f"multi_without/{s}" for s in [self.held_out] if s)]
         self.sweep = config["sweep"]
-        self.sweep_split = {"fold": 0, "folds": config["evaluation"]["folds"],
+        self.sweep_split = {"protocol": self.protocol, "fold": 0, "folds": config["evaluation"]["folds"],
                             "test_fraction": config["evaluation"]["test_fraction"],
                             "validation_fraction": self.sweep["validation_fraction"]}
         self.sweep_points, self.sweep_sessions, self.sweep_fits, self.sweep_seeds = self._sweep()
@@ -169,7 +173,8 @@ class Plan:
         """What the fits and analyses need of every session (cebra_core.checks.SessionNeeds)."""
         config = self.config
         evaluation = config["evaluation"]
-        # the largest part of a session any held-out fold tests on (its decoder trains on the rest)
+        # the largest part of a session any contiguous held-out fold tests on (its decoder trains on
+        # the rest); the trial split's parts depend on the labels, and the check cuts them itself
         largest_test = evaluation["test_fraction"] if evaluation["folds"] == 1 else 1 / evaluation["folds"]
         return {
             "batch_size": config["cebra"]["batch_size"],
@@ -178,6 +183,7 @@ class Plan:
             "decoding_neighbors": config["analysis"]["decoding_neighbors"],
             "alignment_top_k": config["analysis"]["alignment_top_k"],
             "train_fraction": 1 - largest_test,
+            "protocol": self.protocol,
         }
 
     # -------------------------------------------------------------------------------- fits
@@ -209,13 +215,18 @@ class Plan:
         return f"results/fits/{split}/seed{seed}/{fit}/{name}"
 
     def split_params(self, split: str) -> dict:
-        """cebra_core.splits.Split's arguments for a split name: fold index (None: whole sessions),
-        folds, test_fraction; a sweep's split also validation_fraction."""
+        """cebra_core.splits.make_split's arguments for a split name: protocol, fold index (None: whole
+        sessions), folds, test_fraction; a sweep's split also validation_fraction."""
         if split.startswith("sweep/"):
             return self.sweep_split
         evaluation = self.config["evaluation"]
         fold = None if split == "all" else self.folds.index(split)
-        return {"fold": fold, "folds": evaluation["folds"], "test_fraction": evaluation["test_fraction"]}
+        return {"protocol": self.protocol, "fold": fold, "folds": evaluation["folds"],
+                "test_fraction": evaluation["test_fraction"]}
+
+    def decoding_k_grid(self) -> list[int] | None:
+        """The k the decoder chooses from on validation parts (protocol trials), else None (a fixed k)."""
+        return self.config["evaluation"]["decoding_k_grid"] if self.protocol == "trials" else None
 
     def fit_cebra(self, split: str) -> dict:
         """A fit's cebra parameters: the config's, or its sweep point's."""

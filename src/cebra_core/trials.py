@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-TRIAL_SPLITS = 3  # split numbers 0, 1, 2 (CEBRA's inner 3-fold split)
+from cebra_core.planning import TRIAL_SPLITS  # split numbers 0, 1, 2 (CEBRA's inner 3-fold split)
+
 OUTER_BLOCKS = 3  # outer blocks of consecutive trials
 DIRECTION_COLUMN = 1  # label column of the running-direction flag (position, right, left)
 

@@ -74,6 +74,7 @@ rule decoding:
         neighbors=config["analysis"]["decoding_neighbors"],
         top_k=config["analysis"]["alignment_top_k"],
         min_coverage=config["evaluation"]["min_coverage"],
+        k_grid=plan.decoding_k_grid(),
     script:
         "../scripts/decoding.py"
 

@@ -22,6 +22,7 @@ for group in snakemake.params.groups:
         n_neighbors=snakemake.params.neighbors,
         top_k=snakemake.params.top_k,
         min_coverage=snakemake.params.min_coverage,
+        k_grid=snakemake.params.k_grid,
     )
     fit = "single/<train rat>" if group["kind"] == "single" else "multi"
     scores.insert(0, "kind", group["kind"])

@@ -18,7 +18,7 @@ import torch
 from cebra_core import CEBRA
 from cebra_core.data import embedding_frame, read_session, signal_of, write_table
 from cebra_core.estimator import resolve_device
-from cebra_core.splits import Split, transform_parts
+from cebra_core.splits import fit_rows, make_split, session_parts, transform_runs
 
 try:  # a device torch does not see fails here, before any data are read
     resolve_device(snakemake.params.device)
@@ -30,10 +30,11 @@ names = list(snakemake.params.sessions)
 signals = snakemake.params.signals
 multi = not snakemake.wildcards.fit.startswith("single/")
 params = {**snakemake.params.cebra, "seed": int(snakemake.wildcards.seed)}
-split = Split(**snakemake.params.split)
+split = make_split(**snakemake.params.split)
 sessions = [read_session(path, session=name, signal=signal_of(signals, name))
             for path, name in zip(snakemake.input.sessions, names)]
-train = [(x[split.train_mask(len(x))], y[split.train_mask(len(x))]) for x, y in sessions]
+parts = [session_parts(split, y) for _, y in sessions]  # each row's part: all, or train/validation/test
+train = [(x[fit_rows(p)], y[fit_rows(p)]) for (x, y), p in zip(sessions, parts)]  # in time order, as CEBRA
 
 # The checkpoint holds a fingerprint of the parameters and the data: an interrupted job with the
 # same inputs resumes; a changed config starts afresh.
@@ -53,9 +54,10 @@ logging.info("fit done on %s in %.1f s (%.1f it/s)", model.device_, seconds, par
 model.save(snakemake.output.model)
 
 frames = []
-for i, (name, (x, y)) in enumerate(zip(names, sessions)):
-    z, parts = transform_parts(lambda rows: model.transform(rows, session_id=i if multi else None), x, split)
-    frames.append(embedding_frame(name, z, y, part=parts))
+for i, (name, (x, y), part) in enumerate(zip(names, sessions, parts)):
+    # run by run: no embedded row's window reaches into another part
+    z = transform_runs(lambda rows: model.transform(rows, session_id=i if multi else None), x, part)
+    frames.append(embedding_frame(name, z, y, part=part))
 write_table(pd.concat(frames, ignore_index=True), snakemake.output.embedding)
 loss = pd.DataFrame({"fit": snakemake.wildcards.fit, "seed": params["seed"], "split": snakemake.wildcards.split,
                      "iteration": np.arange(1, len(model.loss_history_) + 1)})
