@@ -431,6 +431,40 @@ def test_fits_wait_for_the_session_checks(tmp_path):
     assert counts == {"check_sessions": 1, "total": 1}, proc.stdout
 
 
+@pytest.mark.slow
+def test_a_continuous_session_end_to_end(tmp_path):
+    """The notebook's job (`snakemake figures`) on sample rats given as files, one of them z-scored
+    (a calcium-like continuous signal, negative values) and declared `continuous`."""
+    from cebra_core.simulate import simulate_session
+
+    paths = {}
+    for rat in ("buddy", "gatsby"):
+        sim = simulate_session(rat, scale=0.05, seed=3)
+        neural = sim.neural
+        if rat == "gatsby":
+            neural = (neural - neural.mean(0)) / (neural.std(0) + 1e-6)  # z-scored per neuron
+        paths[rat] = str(tmp_path / f"{rat}.npz")
+        np.savez(paths[rat], neural=neural, labels=sim.labels)
+    config = write_config(tmp_path / "calcium.yaml", base=None, sessions=list(paths), seeds=[0],
+                          data={"source": "local", "local": paths}, signals={"gatsby": "continuous"},
+                          cebra={"batch_size": 128, "max_iterations": 60, "checkpoint_every": 60}, device="cpu")
+    work = tmp_path / "work"
+    run_snakemake(work, "figures", configfile=config)
+    checks = pd.read_csv(work / "results/data/checks.tsv", sep="\t")
+    assert checks["signal"].tolist() == ["counts", "continuous"]
+    gatsby = pd.read_parquet(work / "results/data/sessions/gatsby.parquet")
+    assert (gatsby.filter(regex=r"^n\d+$").to_numpy() < 0).any()  # imported as it is, negative values kept
+    consistency = pd.read_parquet(work / "results/tables/consistency.parquet")
+    assert len(consistency) == 2 * 2 and np.isfinite(consistency["score"]).all()
+    for figure in ("embeddings", "consistency"):
+        assert_not_blank(work / f"results/figures/{figure}.png")
+
+    counts = write_config(tmp_path / "counts.yaml", base=None, **{**config_file(config), "signals": {}})
+    proc = run_snakemake(tmp_path / "again", "results/data/checks.tsv", configfile=counts, check=False)
+    assert proc.returncode != 0  # undeclared, the z-scored session is refused as spike counts
+    assert "session 'gatsby'" in proc.stdout + proc.stderr and "must not be negative" in proc.stdout + proc.stderr
+
+
 def test_bad_local_session_fails_with_a_clear_message(tmp_path):
     rng = np.random.default_rng(0)
     good = {"spikes": rng.poisson(0.2, (300, 9)), "position": np.column_stack(
