@@ -108,6 +108,20 @@ def test_truncated_transfer_is_retried(tmp_path, file_server, buddy_gz):
     fetch_session("buddy", dest, base_url=file_server.url, gz_md5=md5(buddy_gz), retries=3, progressbar=False)
     assert len(file_server.requests) == 2
     assert md5(dest.read_bytes()) == PUBLISHED["buddy"]["jl_md5"]
+    assert leftovers(dest.parent) == ["buddy.jl", "buddy.jl.gz"]  # nothing of the cut transfer
+
+
+def test_every_transfer_cut_off_is_a_clear_error_and_leaves_nothing(tmp_path, file_server, buddy_gz, no_unpickling):
+    """Each try gets half the body (the full Content-Length announced, then the connection closed):
+    an error naming the URL and the tries, and no file at all, partial or otherwise."""
+    file_server.files["buddy.jl.gz"] = buddy_gz
+    file_server.truncate_first = 3
+    dest = tmp_path / "raw" / "buddy.jl"
+    with pytest.raises(DownloadError, match=r"buddy\.jl\.gz: download failed after 3 tries") as err:
+        fetch_session("buddy", dest, base_url=file_server.url, gz_md5=md5(buddy_gz), retries=3, progressbar=False)
+    assert "Check the network connection" in str(err.value) and file_server.url in str(err.value)
+    assert len(file_server.requests) == 3 and file_server.truncate_first == 0
+    assert leftovers(dest.parent) == []
 
 
 def test_unknown_session_needs_checksums(tmp_path):

@@ -1,12 +1,18 @@
 """Cluster execution through Snakemake's SLURM executor plugin (profiles/slurm).
 
-* A dry run with the SLURM profile (no SLURM needed, only the plugin): the fits ask for one GPU
-  and the per-site environment variables reach the right jobs.
-* A real run: a throwaway one-node SLURM cluster on this machine (tests/slurm/onenode.py: a
-  private munged, slurmctld and slurmd, stopped by PID afterwards), the whole sample workflow
-  through real `sbatch` jobs with profiles/slurm plus the CI overrides of tests/slurm/profile,
-  then every output checked as the local sample run's test does; then `snakemake sweep` (12 grid
-  points, side by side as GPU jobs), its outputs checked as the local sweep's test does.
+* Without SLURM (only the plugin): one dry run of the sample workflow and the example sweep with
+  the SLURM profile and a site's environment variables: every fit asks for one GPU, the per-site
+  settings reach the right jobs; the profile without those variables leaves them out.
+* On a real cluster: a throwaway one-node SLURM cluster on this machine (tests/slurm/onenode.py: a
+  private munged, slurmctld and slurmd, stopped by PID afterwards), then what only SLURM shows, on
+  a tiny config (two rats, one seed, a few iterations): a job's GPU and torch's CPU fallback
+  (srun); one Snakemake run of the workflow and a two-point sweep as real `sbatch` jobs with
+  profiles/slurm plus the CI overrides of tests/slurm/profile (a GPU job per fit with the
+  profile's resources, the `data` and `post` group jobs, sweep fits side by side, every job in its
+  conda env); and a fit killed by its time limit and one preempted (SIGTERM), each resubmitted by
+  the profile's retry with twice the time, resumed from its checkpoint on the shared file system,
+  bit-identical to an uninterrupted local fit. The local sample run (tests/test_conda.py,
+  tests/test_workflow.py) checks every output; these tests check what only SLURM shows.
 
 Without the SLURM binaries (apt-get install slurmctld slurmd slurm-client munge), root, or the
 plugin, the real-cluster tests skip with the reason; with CEBRA_REQUIRE_SLURM=1 (CI) they fail
@@ -24,10 +30,12 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, effective_config, run_snakemake
+from conftest import REPO, effective_config, run_snakemake, write_config
+from test_faults import state_digest
 from test_workflow import fit_count
 
 sys.path.insert(0, str(REPO / "tests" / "slurm"))
@@ -37,20 +45,43 @@ REQUIRE = os.environ.get("CEBRA_REQUIRE_SLURM", "") not in ("", "0")
 PROFILE = REPO / "profiles" / "slurm"
 CI_PROFILE = REPO / "tests" / "slurm" / "profile"
 SAMPLE = REPO / "config" / "sample.yaml"
+SWEEP_EXAMPLE = REPO / "config" / "sweep.example.yaml"
 SAMPLE_CONFIG = effective_config(SAMPLE)
+SWEEP_POINTS = 12            # config/sweep.example.yaml: 4 temperatures x 3 output dimensions
 GPU_TYPE = "cigpu"           # the test node's GPU model (GRES type); the run asks for it by name
-RUN_TIMEOUT = 1200           # seconds for the whole sample workflow on the test cluster
+RUN_TIMEOUT = 600            # seconds for one Snakemake run on the test cluster
 SITE_VARS = ("CEBRA_SLURM_ACCOUNT", "CEBRA_SLURM_PARTITION", "CEBRA_SLURM_GPU_PARTITION",
              "CEBRA_SLURM_GPU_MODEL", "CEBRA_SLURM_QOS")
+SITE = {"CEBRA_SLURM_ACCOUNT": "lab42", "CEBRA_SLURM_PARTITION": "short", "CEBRA_SLURM_GPU_PARTITION": "gpu",
+        "CEBRA_SLURM_GPU_MODEL": "a100", "CEBRA_SLURM_QOS": "normal"}
+# The real-cluster runs: two rats at the sample scale, one seed, no new-session target.
+TINY = dict(sessions=["achilles", "buddy"], seeds=[0], new_session={"held_out": None},
+            cebra={"batch_size": 128, "max_iterations": 20, "checkpoint_every": 10})
+# Its targets on the cluster: the fits of both kinds, whole sessions and held out, the post group's
+# tables (the local sample run makes and checks the figures), and the sweep.
+TINY_TARGETS = ("results/tables/consistency.csv", "results/tables/decoding.csv", "sweep")
+
+
+def user_profile(environ: dict | None = None) -> dict:
+    """profiles/slurm as Snakemake reads it (YTE), with ``environ`` (default: this process's) as os.environ."""
+    import yte
+
+    with open(PROFILE / "config.yaml") as stream:
+        if environ is None:
+            return yte.process_yaml(stream, require_use_yte=True)
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(environ)
+        try:
+            return yte.process_yaml(stream, require_use_yte=True)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def profile_gpu_rules() -> set[str]:
     """The rules profiles/slurm gives a GPU (its set-resources entries with gpu)."""
-    import yte
-
-    with open(PROFILE / "config.yaml") as stream:
-        profile = yte.process_yaml(stream, require_use_yte=True)
-    return {rule for rule, res in profile.get("set-resources", {}).items() if res.get("gpu")}
+    return {rule for rule, res in user_profile().get("set-resources", {}).items() if res.get("gpu")}
 
 
 GPU_RULES = profile_gpu_rules()
@@ -84,56 +115,84 @@ def clean_env(base: dict | None = None, **site) -> dict:
 
 
 def job_resources(stdout: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, resources) for every job of a dry run, group members included."""
-    jobs, rule = [], None
+    """(rule, resources) for every job of a dry run, group members included; a fit's resources
+    get its split under the key 'split' (from its wildcards)."""
+    jobs, rule, split = [], None, None
     for line in stdout.splitlines():
         m = re.match(r"\s*(?:local)?rule (\w+):$", line)
         if m:
-            rule = m.group(1)
+            rule, split = m.group(1), None
+        m = re.match(r"\s*wildcards: .*\bsplit=([^,\s]+)", line)
+        if m:
+            split = m.group(1)
         m = re.match(r"\s*resources: (.*)$", line)
         if m and rule:
-            jobs.append((rule, dict(kv.split("=", 1) for kv in m.group(1).split(", "))))
+            res = dict(kv.split("=", 1) for kv in m.group(1).split(", "))
+            jobs.append((rule, {**res, "split": split} if split else res))
             rule = None
     return jobs
+
+
+def group_rules(stdout: str) -> dict[str, set[str]]:
+    """{group: its rules} from a dry run's 'Group job <name>' blocks (each until the next time stamp)."""
+    blocks = re.split(r"^\[[^\]]+\] ", stdout, flags=re.M)
+    return {m.group(1): set(re.findall(r"^\s+rule (\w+):", block, re.M))
+            for block in blocks if (m := re.match(r"Group job (\w+)", block))}
 
 
 # ------------------------------------------------------------------------------ no SLURM needed
 
 
-@pytest.mark.parametrize("site", [{}, {"CEBRA_SLURM_ACCOUNT": "lab42", "CEBRA_SLURM_PARTITION": "short",
-                                      "CEBRA_SLURM_GPU_PARTITION": "gpu", "CEBRA_SLURM_GPU_MODEL": "a100"}],
-                         ids=["no-site-vars", "site-vars"])
-def test_slurm_profile_dry_run(tmp_path, site):
-    """The cheap check: the user profile's resources, per job, without any SLURM."""
+def test_slurm_profile_dry_run(tmp_path):
+    """The cheap check, without any SLURM: one dry run of the sample workflow and the example sweep
+    through the user profile with every site variable set; each job's resources."""
     if plugin_missing():
         skip_or_fail(plugin_missing())
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--dry-run", "--snakefile", str(REPO / "Snakefile"),
-         "--workflow-profile", str(PROFILE), "--configfile", str(SAMPLE)],
-        cwd=tmp_path, env=clean_env(**site), capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "snakemake", "--dry-run", "all", "sweep", "--snakefile", str(REPO / "Snakefile"),
+         "--workflow-profile", str(PROFILE), "--configfile", str(SAMPLE), str(SWEEP_EXAMPLE)],
+        cwd=tmp_path, env=clean_env(**SITE), capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "workflow specific profile" in proc.stderr and str(PROFILE) in proc.stderr
     jobs = job_resources(proc.stdout)
     counts = job_counts(proc.stdout)
     fits = [res for rule, res in jobs if rule in GPU_RULES]
-    light = [(rule, res) for rule, res in jobs if rule not in GPU_RULES and rule != "all"]
-    assert counts["fit"] == fit_count(SAMPLE_CONFIG) and counts["adapt_session"] == len(SAMPLE_CONFIG["seeds"])
-    assert len(fits) == sum(counts.get(rule, 0) for rule in GPU_RULES) >= 5, jobs
-    assert len(light) == counts["total"] - len(fits) - 1, jobs
+    light = [(rule, res) for rule, res in jobs if rule not in GPU_RULES and rule not in ("all", "sweep")]
+    seeds = len(SAMPLE_CONFIG["seeds"])
+    sweep_fits = [res for res in fits if res.get("split", "").startswith("sweep/")]
+    assert counts["fit"] == fit_count(SAMPLE_CONFIG) + len(sweep_fits) and counts["adapt_session"] == seeds
+    # the sweep: every grid point x seed is its own job of the one fit rule (so a GPU job)
+    assert len(sweep_fits) == SWEEP_POINTS * seeds and len({r["split"] for r in sweep_fits}) == SWEEP_POINTS
+    assert len(fits) == sum(counts.get(rule, 0) for rule in GPU_RULES), jobs
+    assert len(light) == counts["total"] - len(fits) - 2, jobs
+    assert {"sweep_table", "plot_sweep", "align", "decoding"} <= {rule for rule, _ in light}
     for res in fits:
         assert res["gpu"] == "1" and res["runtime"] == "180" and res["mem_mb"] == "16000", res
         assert res["cpus_per_task"] == "1"  # follows `threads` (fit_threads, default 1)
-        assert res.get("gpu_model") == site.get("CEBRA_SLURM_GPU_MODEL")
-        assert res.get("slurm_partition") == site.get("CEBRA_SLURM_GPU_PARTITION")
-        assert res.get("slurm_account") == site.get("CEBRA_SLURM_ACCOUNT")
+        assert (res["gpu_model"], res["slurm_partition"]) == ("a100", "gpu"), res
+        assert (res["slurm_account"], res["qos"]) == ("lab42", "normal"), res
     for rule, res in light:
         assert "gpu" not in res and "gpu_model" not in res, rule
         assert (res["runtime"], res["mem_mb"], res["cpus_per_task"]) == ("30", "2000", "1"), (rule, res)
-        assert res.get("slurm_partition") == site.get("CEBRA_SLURM_PARTITION")
-        assert res.get("slurm_account") == site.get("CEBRA_SLURM_ACCOUNT")
-    # the small rules go out as two group jobs, the fits one by one
-    assert "Group job data" in proc.stdout and "Group job post" in proc.stdout
+        assert (res["slurm_partition"], res["slurm_account"], res["qos"]) == ("short", "lab42", "normal"), (rule, res)
+    # the small rules go out as two group jobs (the sweep's join the post group), the fits one by one
+    groups = group_rules(proc.stdout)
+    assert sorted(groups) == ["data", "post"] and groups["data"] | groups["post"] == {rule for rule, _ in light}
+    assert groups["data"] == {"simulate_session", "check_sessions"}, groups
+
+
+def test_slurm_profile_leaves_unset_site_variables_out():
+    """Without the site variables the profile sets no partition, account, QOS or GPU model, so
+    SLURM's defaults apply; with only CEBRA_SLURM_PARTITION the fits use it too."""
+    bare = user_profile(clean_env())
+    resources = [bare["default-resources"], *bare["set-resources"].values()]
+    for res in resources:
+        assert not {"slurm_partition", "slurm_account", "qos", "gpu_model"} & set(res), res
+    assert {rule: res["gpu"] for rule, res in bare["set-resources"].items()} == {r: 1 for r in GPU_RULES}
+    one = user_profile(clean_env(CEBRA_SLURM_PARTITION="short"))
+    assert one["default-resources"]["slurm_partition"] == "short"
+    assert all(res["slurm_partition"] == "short" for res in one["set-resources"].values())
 
 
 def test_profile_gives_a_gpu_to_the_workflows_gpu_rules(tmp_path):
@@ -150,27 +209,8 @@ def test_profile_gives_a_gpu_to_the_workflows_gpu_rules(tmp_path):
     assert GPU_RULES == workflow_gpu_rules
 
 
-def test_sweep_fits_are_gpu_jobs_of_the_fit_rule(tmp_path):
-    """`snakemake sweep` through profiles/slurm: every grid point x seed is its own fit job with a
-    GPU (the one fit rule, so the profile's list of GPU rules covers it); the rest joins the post group."""
-    if plugin_missing():
-        skip_or_fail(plugin_missing())
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--dry-run", "sweep", "--snakefile", str(REPO / "Snakefile"),
-         "--workflow-profile", str(PROFILE), "--configfile", str(SAMPLE), str(REPO / "config/sweep.example.yaml")],
-        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    jobs = job_resources(proc.stdout)
-    fits = [res for rule, res in jobs if rule == "fit"]
-    assert len(fits) == 12 * len(SAMPLE_CONFIG["seeds"]) == job_counts(proc.stdout)["fit"]
-    assert all(res["gpu"] == "1" and res["mem_mb"] == "16000" for res in fits), fits
-    assert {rule for rule, _ in jobs} == {"fit", "simulate_session", "check_sessions", "sweep_table", "plot_sweep", "sweep"}
-    assert "Group job post" in proc.stdout
-
-
 def test_ci_profile_keeps_the_user_profiles_resources():
-    """The test cluster's overrides are executor settings only, so the real run below exercises
+    """The test cluster's overrides are executor settings only, so the real runs below exercise
     the resources users get (gpu=1 for the fits, runtime, memory, groups)."""
     ci = yaml.safe_load((CI_PROFILE / "config.yaml").read_text())
     assert set(ci) <= {"jobs", "latency-wait", "retries", "slurm-status-command", "slurm-no-account",
@@ -288,9 +328,10 @@ def test_gpu_job_sees_its_gpu_and_torch_falls_back_to_cpu(slurm_cluster):
     assert visible == "0" and device == ("cuda" if cuda == "True" else "cpu")
 
 
-def run_on_slurm(cluster, conda, work: Path, *args: str) -> tuple[str, list[dict[str, str]], float]:
+def run_on_slurm(cluster, conda, work: Path, *args: str, during=None) -> tuple[str, list[dict[str, str]], float]:
     """``snakemake *args`` through profiles/slurm (plus the CI overrides) with --use-conda from
-    ``work``: (its output, the sbatch jobs it submitted, wall seconds); fails unless it succeeded."""
+    ``work``: (its output, the sbatch jobs it submitted, wall seconds); fails unless it succeeded.
+    ``during(cluster)`` runs while Snakemake does (to interfere with its jobs)."""
     env = clean_env(cluster.env(), CEBRA_SLURM_PARTITION=onenode.PARTITION, CEBRA_SLURM_GPU_MODEL=GPU_TYPE)
     env.pop("PYTHONPATH", None)
     env.update(PATH=f"{conda.BIN}{os.pathsep}{env['PATH']}", CONDA_STANDIN_TRACE=str(conda.trace))
@@ -302,89 +343,170 @@ def run_on_slurm(cluster, conda, work: Path, *args: str) -> tuple[str, list[dict
     with open(log, "w") as out:  # run from the work folder: the plugin submits jobs with -D <cwd>
         proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            returncode = proc.wait(timeout=RUN_TIMEOUT)
+            if during is not None:
+                during(cluster)
+            returncode = proc.wait(timeout=max(1, RUN_TIMEOUT - (time.monotonic() - start)))
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGTERM)  # snakemake cancels its SLURM jobs on SIGTERM
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
             returncode = None
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)  # snakemake cancels its SLURM jobs on SIGTERM
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
     wall = time.monotonic() - start
     jobs = [j for j in slurm_jobs(cluster) if j["JobId"] not in earlier]
     output = log.read_text(errors="replace")
     assert returncode is not None, (f"the SLURM run did not finish within {RUN_TIMEOUT} s\n{output[-4000:]}\n"
-                                    f"{cluster.diagnostics()}")
-    assert returncode == 0, f"snakemake failed ({returncode})\n{output[-6000:]}\n{cluster.diagnostics()}"
-    assert all(j["JobState"] == "COMPLETED" for j in jobs), jobs_table(jobs, work)
+                                    f"{jobs_table(jobs, work)}\n{cluster.diagnostics()}")
+    assert returncode == 0, (f"snakemake failed ({returncode})\n{output[-6000:]}\n{jobs_table(jobs, work)}\n"
+                             f"{cluster.diagnostics()}")
     assert "Creating conda environment" not in output  # built before, shared with tests/test_conda.py
     return output, jobs, wall
 
 
-def check_gpu_jobs(jobs: list[dict[str, str]], counts: dict[str, int], work: Path) -> list[str]:
-    """Every job of a GPU rule was its own sbatch job with one GPU of the test model, the profile's
-    time and memory; the other jobs had no GPU. Returns the groups the other jobs ran as."""
-    table = jobs_table(jobs, work)
-    gpu_jobs = [j for j in jobs if job_rule(j.get("Comment", "")) in GPU_RULES]
-    assert len(gpu_jobs) == sum(counts.get(rule, 0) for rule in GPU_RULES) >= 5, table
-    for j in jobs:
-        gpu = j.get("TresPerJob", "")
-        if j in gpu_jobs:
-            assert gpu == f"gres:gpu:{GPU_TYPE}:1" and j["TimeLimit"] == "03:00:00", j
-            assert j["MinMemoryNode"] == "16000M" and j["Partition"] == onenode.PARTITION, j
-        else:
-            assert "gpu" not in gpu and j["Partition"] == onenode.PARTITION, j
-    assert len(list((work / ".snakemake/slurm_logs").rglob("*.log"))) == len(jobs)
-    return sorted(job_rule(j.get("Comment", "")).split("_")[0] for j in jobs if j not in gpu_jobs)
+def check_gpu_job(job: dict[str, str], attempt: int = 1) -> None:
+    """A GPU rule's sbatch job: one GPU of the test model, the profile's time (180 min x attempt) and memory."""
+    assert job.get("TresPerJob") == f"gres:gpu:{GPU_TYPE}:1", job
+    assert job["TimeLimit"] == f"{3 * attempt:02d}:00:00", job
+    assert job["MinMemoryNode"] == "16000M" and job["Partition"] == onenode.PARTITION, job
 
 
 @pytest.mark.slow
-def test_sample_workflow_on_slurm(slurm_cluster, conda_standin, tmp_path, capsys):
-    """The whole sample workflow as real sbatch jobs through profiles/slurm with --use-conda (the
-    conda stand-in and the envs of tests/test_conda.py, built once per session), every output
-    checked, every job run in its env."""
+def test_workflow_and_sweep_on_slurm(slurm_cluster, conda_standin, tmp_path, capsys):
+    """The tiny workflow's tables and a two-point sweep in one Snakemake run, as real sbatch jobs through
+    profiles/slurm with --use-conda (the conda stand-in and the envs of tests/test_conda.py, built
+    once per session): a GPU job per fit, the data and post groups as one job each, the sweep's
+    fits side by side, torch on the CPU in the GPU jobs, every job in its env."""
+    from test_conda import check_jobs_ran_in_envs
+
     work = tmp_path / "work"
     work.mkdir()
     conda_standin.create_envs(tmp_path / "envs")  # outside RUN_TIMEOUT; nothing to do when already built
-    output, jobs, wall = run_on_slurm(slurm_cluster, conda_standin, work, "--configfile", str(SAMPLE))
+    config = write_config(tmp_path / "tiny.yaml", **TINY, sweep={"grid": {"temperature": [1.0, 2.0]}})
+    output, jobs, wall = run_on_slurm(slurm_cluster, conda_standin, work, *TINY_TARGETS, "--configfile", str(config))
+    table = jobs_table(jobs, work)
     with capsys.disabled():
-        print(f"\n\nsample workflow through SLURM ({len(jobs)} sbatch jobs): {wall:.0f} s wall, "
-              f"cluster up in {slurm_cluster.startup_seconds:.1f} s\n{jobs_table(jobs, work)}\n")
-
-    # every job went through sbatch: one per GPU-rule job (on a GPU), the data and post groups
+        print(f"\n\ntiny workflow + sweep through SLURM ({len(jobs)} sbatch jobs): {wall:.0f} s wall, "
+              f"cluster up in {slurm_cluster.startup_seconds:.1f} s\n{table}\n")
+    assert all(j["JobState"] == "COMPLETED" for j in jobs), table
+    assert len(list((work / ".snakemake/slurm_logs").rglob("*.log"))) == len(jobs)
     counts = job_counts(output)
-    assert check_gpu_jobs(jobs, counts, work) == ["data", "post"], jobs_table(jobs, work)
-
-    # the outputs: the same checks as the local sample run (tests/test_workflow.py)
-    run_snakemake(work, *conda_standin.args, "--report", "report.html", configfile=SAMPLE, env=conda_standin.env)
-    from test_conda import check_jobs_ran_in_envs
-    from test_workflow import check_sample_outputs
-
-    check_sample_outputs(work, *conda_standin.args, env=conda_standin.env)
+    # 3 fits on whole sessions + 3 on the held-out fold + 2 grid points (temperature 1.0 is the reference)
+    assert counts["fit"] == 8, output[-3000:]
+    gpu_jobs = [j for j in jobs if job_rule(j.get("Comment", "")) in GPU_RULES]
+    assert len(gpu_jobs) == counts["fit"], table
+    for job in gpu_jobs:
+        check_gpu_job(job)
+        assert fit_device(work, job["Comment"]).startswith("cpu, "), table  # cuda_if_available, no CUDA
+    others = [j for j in jobs if j not in gpu_jobs]
+    assert all("gpu" not in j.get("TresPerJob", "") and j["Partition"] == onenode.PARTITION for j in others), table
+    assert sorted(job_rule(j["Comment"]).split("_")[0] for j in others) == ["data", "post"], table
+    sweep = [j for j in gpu_jobs if "sweep" in j["Comment"]]
+    assert len(sweep) == 2 and max(j["StartTime"] for j in sweep) < min(j["EndTime"] for j in sweep), \
+        "the grid's fit jobs ran one after another, not side by side\n" + table
+    for target in (*TINY_TARGETS[:-1], "results/tables/sweep.csv", "results/figures/sweep.png",
+                   "results/sweep/chosen.yaml"):
+        assert (work / target).stat().st_size > 0, target
+    assert len(pd.read_csv(work / "results/tables/sweep.csv")) == 2
     check_jobs_ran_in_envs(conda_standin, work, counts)
 
 
-@pytest.mark.slow
-def test_sweep_on_slurm(slurm_cluster, conda_standin, tmp_path, capsys):
-    """`snakemake sweep` (the example's 12 grid points, cheap) as real sbatch jobs: every grid point
-    is its own GPU fit job, run side by side; the table, figure, report and chosen config as locally."""
-    from test_workflow import check_sweep_outputs, cheap_sweep_configs
+def running_job(cluster, key: str) -> dict[str, str] | None:
+    """The running SLURM job whose plugin comment holds the wildcard values ``key`` (separators dropped)."""
+    for job in slurm_jobs(cluster):
+        if job["JobState"] == "RUNNING" and re.sub(r"[^A-Za-z0-9]", "", job.get("Comment", "")).endswith(key):
+            return job
+    return None
 
-    work = tmp_path / "work"
+
+def training_pids(cluster, job_id: str) -> list[int]:
+    """The job's processes that run the fit script (``scontrol listpids``: every process of the job)."""
+    proc = subprocess.run(["scontrol", "listpids", job_id], env=cluster.env(), capture_output=True, text=True,
+                          timeout=30)
+    pids = []
+    for line in proc.stdout.splitlines()[1:]:
+        pid = int(line.split()[0])
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline.rstrip("\0").endswith(".fit.py") or ".fit.py\0" in cmdline:
+            pids.append(pid)
+    return pids
+
+
+@pytest.mark.slow
+def test_fits_killed_by_slurm_resume_from_their_checkpoints(slurm_cluster, conda_standin, tmp_path, capsys):
+    """Two fits as SLURM jobs, each killed part-way by SLURM itself once it has a checkpoint:
+    achilles by its time limit (lowered to 1 minute with `scontrol update`, the fit held with
+    SIGSTOP so that it outlives the limit on any machine), buddy preempted (`scancel
+    --signal=TERM`: SIGTERM to the job's processes). The profile's retry resubmits each with twice
+    the time (runtime 180 * attempt); each resumes from its checkpoint under results/checkpoints/
+    (the shared work folder, where the resubmitted job finds it) and ends bit-identical to an
+    uninterrupted local fit of the same seed."""
+    retries = user_profile()["retries"]
+    assert retries >= 1
+    work, reference = tmp_path / "work", tmp_path / "reference"
     work.mkdir()
     conda_standin.create_envs(tmp_path / "envs")
-    files = cheap_sweep_configs(tmp_path)
-    output, jobs, wall = run_on_slurm(slurm_cluster, conda_standin, work, "sweep", "--configfile", *map(str, files))
-    with capsys.disabled():
-        print(f"\n\nsweep through SLURM ({len(jobs)} sbatch jobs): {wall:.0f} s wall\n{jobs_table(jobs, work)}\n")
-    counts = job_counts(output)
-    assert counts["fit"] == 12 and set(check_gpu_jobs(jobs, counts, work)) <= {"data", "post"}
-    fits = [j for j in jobs if job_rule(j.get("Comment", "")) == "fit"]
-    starts = sorted(j["StartTime"] for j in fits)
-    ends = sorted(j["EndTime"] for j in fits)
-    assert starts[1] < ends[0], "the grid's fit jobs ran one after another, not side by side"
+    iterations, every = 200, 20
+    config = write_config(tmp_path / "tiny.yaml", **{**TINY, "cebra": {
+        "batch_size": 128, "max_iterations": iterations, "checkpoint_every": every}})
+    fits = {"single/achilles": "timelimit", "single/buddy": "preempted"}
+    targets = [f"results/fits/all/seed0/{fit}/embedding.parquet" for fit in fits]
+    checkpoint = {fit: work / f"results/checkpoints/all/seed0/{fit}.pt" for fit in fits}
+    killed: dict[str, dict] = {}
 
-    run_snakemake(work, *conda_standin.args, "sweep", "--report", "sweep.html", "--configfile", *map(str, files),
-                  env=conda_standin.env)
-    check_sweep_outputs(work, files)
+    def interfere(cluster):
+        deadline = time.monotonic() + 300
+        while len(killed) < len(fits):
+            assert time.monotonic() < deadline, f"no checkpoint of {set(fits) - set(killed)} after 300 s"
+            for fit, how in fits.items():
+                if fit in killed or not checkpoint[fit].exists():
+                    continue
+                job = running_job(cluster, "all0" + re.sub(r"[^A-Za-z0-9]", "", fit))
+                assert job is not None, f"{fit} has a checkpoint but no running job\n{slurm_jobs(cluster)}"
+                if how == "timelimit":
+                    pids = training_pids(cluster, job["JobId"])
+                    assert pids, f"no fit process in job {job['JobId']}"
+                    for pid in pids:
+                        os.kill(pid, signal.SIGSTOP)
+                    subprocess.run(["scontrol", "update", f"JobId={job['JobId']}", "TimeLimit=1"],
+                                   env=cluster.env(), check=True, timeout=30)
+                else:
+                    subprocess.run(["scancel", "--signal=TERM", job["JobId"]], env=cluster.env(), check=True,
+                                   timeout=30)
+                killed[fit] = {"job": job["JobId"], "at": time.monotonic()}
+            time.sleep(0.05)
+        # meanwhile (SLURM's time-limit check runs every 30 s), the same fits uninterrupted, locally
+        run_snakemake(reference, *targets, configfile=config)
+
+    output, jobs, wall = run_on_slurm(slurm_cluster, conda_standin, work, *targets, "--retries", str(retries),
+                                      "--configfile", str(config), during=interfere)
+    table = jobs_table(jobs, work)
+    with capsys.disabled():
+        print(f"\n\nfits killed by SLURM and resubmitted ({len(jobs)} sbatch jobs): {wall:.0f} s wall\n{table}\n")
+    for fit, how in fits.items():
+        key = "all0" + re.sub(r"[^A-Za-z0-9]", "", fit)
+        attempts = [j for j in jobs if re.sub(r"[^A-Za-z0-9]", "", j.get("Comment", "")).endswith(key)]
+        assert [j["JobId"] for j in attempts[:1]] == [killed[fit]["job"]] and len(attempts) == 2, table
+        first, second = attempts
+        if how == "timelimit":
+            assert (first["JobState"], first["Reason"], first["TimeLimit"]) == ("TIMEOUT", "TimeLimit", "00:01:00"), table
+        else:
+            assert first["JobState"] in ("FAILED", "CANCELLED"), table
+        assert second["JobState"] == "COMPLETED", table
+        check_gpu_job(second, attempt=2)  # the retry: twice the profile's time
+        log = (work / f"logs/fits/all/seed0/{fit}.log").read_text()
+        found = re.search(r"resuming from checkpoint (\S+) at iteration (\d+) of (\d+)", log)
+        assert found, log[-2000:]
+        assert found.group(1) == str(checkpoint[fit].relative_to(work)) and found.group(3) == str(iterations)
+        assert every <= int(found.group(2)) < iterations and int(found.group(2)) % every == 0, log[-2000:]
+        for name in ("model.pt", "loss.parquet", "embedding.parquet"):
+            got, want = (w / f"results/fits/all/seed0/{fit}/{name}" for w in (work, reference))
+            same = state_digest(got) == state_digest(want) if name == "model.pt" else got.read_bytes() == want.read_bytes()
+            assert same, f"{fit}/{name} differs from the uninterrupted fit"
+    assert not list(work.rglob("*.pt.*.part")) and not list((work / "results/checkpoints").rglob("*.pt"))

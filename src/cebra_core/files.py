@@ -81,7 +81,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         if full:
             raise DiskFullError(
-                f"{path}: the disk is full (no space left while writing it; nothing was kept); "
+                f"{path}: the disk is full (No space left on device while writing it; nothing was kept); "
                 f"free some space on the file system of {path.parent} and rerun",
             ) from error
         raise

@@ -138,6 +138,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         log[:start] = state["log"].to(device)
+        logger.info("resuming from checkpoint %s at iteration %d of %d", checkpoint.path, start, max_iterations)
     for model in models:
         model.train()
     bar = tqdm(total=max_iterations, initial=start, disable=not verbose, desc="cebra_core fit")

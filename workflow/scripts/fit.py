@@ -38,9 +38,8 @@ train = [(x[fit_rows(p)], y[fit_rows(p)]) for (x, y), p in zip(sessions, parts)]
 
 # The checkpoint holds a fingerprint of the parameters and the data: an interrupted job with the
 # same inputs resumes; a changed config starts afresh.
+# training.py logs "resuming from checkpoint <path> at iteration N of M" when it does.
 checkpoint = Path(snakemake.params.checkpoint)
-if checkpoint.exists():
-    logging.info("resuming from checkpoint %s", checkpoint)
 model = CEBRA(**params, device=snakemake.params.device, verbose=True, checkpoint_path=snakemake.params.checkpoint)
 logging.info("fitting %s (seed %s, split %s) on %s: train rows %s; parameters %s", snakemake.wildcards.fit,
              params["seed"], snakemake.wildcards.split, names, [len(x) for x, _ in train], params)
