@@ -67,6 +67,15 @@ def plan_for(config: dict):
     return planning.Plan(merged, validate=lambda candidate: validate(candidate, schema, set_default=False))
 
 
+def expected_fits(plan) -> dict[tuple[str, str, str], int]:
+    """{(split, seed, fit): priority} of every fit a full run makes (not the sweep's): per seed,
+    each single-session fit and the multi-session fit on whole sessions and on every held-out fold,
+    and the leave-one-out fit on every fold; the more sessions a fit trains on, the earlier it starts."""
+    return {(split, seed, fit): plan.fit_priority(fit)
+            for seed in plan.seeds for split in plan.splits
+            for fit in plan.fits if split != "all" or not fit.startswith("multi_without/")}
+
+
 def config_file(path: Path) -> dict:
     return yaml.safe_load(Path(path).read_text()) or {}
 

@@ -18,21 +18,16 @@ working folder (``--snakefile``/``--directory``) reuses the built envs.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, job_counts, run_snakemake
 from test_conda_envs import IMPORT_TO_CONDA, rule_steps
 
 SAMPLE = REPO / "config" / "sample.yaml"
-
-
-def job_counts(stdout: str) -> dict[str, int]:
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stdout, re.M)}
 
 
 def job_records(conda, work: Path) -> list[dict]:

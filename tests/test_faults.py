@@ -32,9 +32,8 @@ import pytest
 import torch
 
 from cebra_core.files import md5sum
-from conftest import REPO, run_snakemake, snakemake_command, write_config
+from conftest import REPO, run_snakemake, skip_or_fail, snakemake_command, write_config
 
-REQUIRE_TMPFS = os.environ.get("CEBRA_REQUIRE_TMPFS", "") not in ("", "0")
 TARGETS = ("results/tables/consistency.csv",)
 ITERATIONS, CHECKPOINT_EVERY = 100, 20
 TINY = dict(
@@ -157,9 +156,7 @@ def mount_tmpfs(folder: Path, size: str) -> None:
                           capture_output=True, text=True, timeout=30)
     if proc.returncode != 0:
         reason = f"cannot mount a tmpfs here (needs root): {proc.stderr.strip() or proc.returncode}"
-        if REQUIRE_TMPFS:
-            pytest.fail(f"CEBRA_REQUIRE_TMPFS is set, but {reason}", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail(reason, "CEBRA_REQUIRE_TMPFS")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,9 +20,9 @@ from plotly.offline import get_plotlyjs_version
 from cebra_core.interactive import MAX_POINTS_PER_PANEL, colorscale, plot_embeddings_3d, subsample, write_html
 from cebra_core.plots import LEFT_CMAP, RIGHT_CMAP
 from cebra_core.rats import BIN_SECONDS, RAT_SHAPES, TRACK_LENGTH
+from conftest import skip_or_fail
 from headless_chromium import ChromiumUnavailable, find_chromium, render
 
-REQUIRE = os.environ.get("CEBRA_REQUIRE_CHROMIUM", "") not in ("", "0")
 PAGE_LIMIT = 10_000_000  # bytes: the issue's "under ~10 MB" with the full-size rats
 
 
@@ -161,12 +160,6 @@ def test_full_size_pages_stay_under_10_mb(tmp_path):
 # ------------------------------------------------------------------------------------------ the browser
 
 
-def skip_or_fail(reason: str):
-    if REQUIRE:
-        pytest.fail(f"CEBRA_REQUIRE_CHROMIUM is set, but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 def colour_map_fraction(pixels: np.ndarray, cmap: str, tolerance: float = 0.1) -> float:
     """Fraction of pixels within ``tolerance`` (RGB in 0..1) of a colour of ``cmap``: drawn points.
 
@@ -192,7 +185,7 @@ MEASURE = """(() => {
 
 def test_page_draws_in_headless_chromium(tmp_path, record_property):
     if find_chromium() is None:
-        skip_or_fail("Chromium is not installed (apt-get install chromium)")
+        skip_or_fail("Chromium is not installed (apt-get install chromium)", "CEBRA_REQUIRE_CHROMIUM")
     single, multi = tables({"achilles": 509, "buddy": 329})  # the sample rats' lengths
     page = write_html(plot_embeddings_3d("buddy", single, multi), tmp_path / "buddy.html", div_id="embeddings-3d-buddy")
     screenshot = tmp_path / "buddy.png"
@@ -201,9 +194,9 @@ def test_page_draws_in_headless_chromium(tmp_path, record_property):
     try:
         report = render(page.as_uri(), screenshot, ready=ready, measure=MEASURE, timeout=120)
     except ChromiumUnavailable as err:
-        skip_or_fail(f"Chromium could not start: {err}")
+        skip_or_fail(f"Chromium could not start: {err}", "CEBRA_REQUIRE_CHROMIUM")
     if not report.webgl:
-        skip_or_fail("this Chromium offers no WebGL (3-D plots need it; SwiftShader missing?)")
+        skip_or_fail("this Chromium offers no WebGL (3-D plots need it; SwiftShader missing?)", "CEBRA_REQUIRE_CHROMIUM")
 
     where = f"(screenshot: {screenshot})"
     assert report.errors == [], f"the page logged JavaScript errors {where}: {report.errors}"

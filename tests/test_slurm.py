@@ -34,14 +34,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, effective_config, run_snakemake, write_config
+from conftest import (REPO, config_file, effective_config, expected_fits, job_counts, plan_for, run_snakemake,
+                      skip_or_fail, write_config)
 from test_faults import state_digest
-from test_workflow import fit_count
 
 sys.path.insert(0, str(REPO / "tests" / "slurm"))
 import onenode  # noqa: E402
 
-REQUIRE = os.environ.get("CEBRA_REQUIRE_SLURM", "") not in ("", "0")
 PROFILE = REPO / "profiles" / "slurm"
 CI_PROFILE = REPO / "tests" / "slurm" / "profile"
 SAMPLE = REPO / "config" / "sample.yaml"
@@ -87,21 +86,10 @@ def profile_gpu_rules() -> set[str]:
 GPU_RULES = profile_gpu_rules()
 
 
-def job_counts(stdout: str) -> dict[str, int]:
-    """Snakemake's 'Job stats' table (rule -> number of jobs)."""
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stdout, re.M)}
-
-
 def plugin_missing() -> str | None:
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
         return "snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')"
     return None
-
-
-def skip_or_fail(reason: str):
-    if REQUIRE:
-        pytest.fail(f"CEBRA_REQUIRE_SLURM is set, but {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def clean_env(base: dict | None = None, **site) -> dict:
@@ -147,7 +135,7 @@ def test_slurm_profile_dry_run(tmp_path):
     """The cheap check, without any SLURM: one dry run of the sample workflow and the example sweep
     through the user profile with every site variable set; each job's resources."""
     if plugin_missing():
-        skip_or_fail(plugin_missing())
+        skip_or_fail(plugin_missing(), "CEBRA_REQUIRE_SLURM")
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--dry-run", "all", "sweep", "--snakefile", str(REPO / "Snakefile"),
          "--workflow-profile", str(PROFILE), "--configfile", str(SAMPLE), str(SWEEP_EXAMPLE)],
@@ -161,7 +149,8 @@ def test_slurm_profile_dry_run(tmp_path):
     light = [(rule, res) for rule, res in jobs if rule not in GPU_RULES and rule not in ("all", "sweep")]
     seeds = len(SAMPLE_CONFIG["seeds"])
     sweep_fits = [res for res in fits if res.get("split", "").startswith("sweep/")]
-    assert counts["fit"] == fit_count(SAMPLE_CONFIG) + len(sweep_fits) and counts["adapt_session"] == seeds
+    assert counts["fit"] == len(expected_fits(plan_for(config_file(SAMPLE)))) + len(sweep_fits)
+    assert counts["adapt_session"] == seeds
     # the sweep: every grid point x seed is its own job of the one fit rule (so a GPU job)
     assert len(sweep_fits) == SWEEP_POINTS * seeds and len({r["split"] for r in sweep_fits}) == SWEEP_POINTS
     assert len(fits) == sum(counts.get(rule, 0) for rule in GPU_RULES), jobs
@@ -259,14 +248,14 @@ def slurm_cluster():
     if not reason and os.geteuid() != 0:
         reason = "the one-node SLURM test cluster needs root"
     if reason:
-        skip_or_fail(reason)
+        skip_or_fail(reason, "CEBRA_REQUIRE_SLURM")
     # Six fake GPUs of model GPU_TYPE, so the fits run at once as on a GPU partition; the node is
     # declared big enough for the user profile's requests (bookkeeping only, nothing enforced).
     cluster = onenode.OneNodeSlurm(gpus=6, gpu_type=GPU_TYPE, cpus=12, mem_mb=128000, start_timeout=60)
     try:
         cluster.start()
     except onenode.SlurmUnavailable as exc:
-        skip_or_fail(f"the one-node SLURM cluster did not start:\n{exc}")
+        skip_or_fail(f"the one-node SLURM cluster did not start:\n{exc}", "CEBRA_REQUIRE_SLURM")
     try:
         yield cluster
     finally:

@@ -19,8 +19,8 @@ import yaml
 from cebra_core.planning import Plan
 from cebra_core.rats import RAT_SHAPES
 from cebra_core.simulate import MIN_BINS
-from conftest import (REPO, config_file, effective_config, job_counts, plan_for, run_snakemake, shared_file,
-                      snakemake_command, write_config)
+from conftest import (REPO, config_file, effective_config, expected_fits, job_counts, plan_for, run_snakemake,
+                      shared_file, snakemake_command, write_config)
 
 SAMPLE = effective_config(REPO / "config/sample.yaml")
 RATS = ["achilles", "buddy", "cicero", "gatsby"]
@@ -71,9 +71,7 @@ def test_dry_run_builds_the_plans_dag(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"--cores {os.cpu_count() + 2} is more than the {os.cpu_count()} CPUs" in proc.stdout + proc.stderr
     plan = plan_for(config_file(config))
-    expected = {(split, seed, fit): plan.fit_priority(fit)
-                for seed in plan.seeds for split in plan.splits
-                for fit in plan.fits if split != "all" or not fit.startswith("multi_without/")}
+    expected = expected_fits(plan)
     expected.update({(f"sweep/{run['point']}", str(run["seed"]), "multi"): 4 for run in plan.sweep_runs()})
     assert dry_run_fits(proc.stdout) == expected
     assert job_counts(proc.stdout)["adapt_session"] == len(plan.seeds) and "gpu=" not in proc.stdout
