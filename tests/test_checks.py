@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from cebra_core.checks import MAX_POSITION_SPAN_M, SessionNeeds, check_sessions, session_problems
-from cebra_core.data import SessionError, load_session
+from cebra_core.data import load_session
+from cebra_core.validation import SessionError
 from cebra_core.model import RECEPTIVE_FIELD, Offset10Model
 from cebra_core.simulate import simulate_session
 from conftest import shared_file

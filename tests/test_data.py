@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from cebra_core.data import (
-    SessionError,
     atomic_output,
     embedding_frame,
     frame_labels,
@@ -19,6 +18,7 @@ from cebra_core.data import (
     write_session,
     write_table,
 )
+from cebra_core.validation import SessionError
 from cebra_core.download import PUBLISHED
 from conftest import shared_file
 
@@ -262,7 +262,7 @@ def test_bad_continuous_sessions_named_in_errors(tmp_path, change, message):
 
 
 def test_continuous_keeps_the_label_checks_and_counts_stay_valid_continuous():
-    from cebra_core.data import validate_session
+    from cebra_core.validation import validate_session
 
     neural, labels = make_session()
     validate_session(neural, labels, signal="continuous")  # counts are a real-valued signal too
@@ -275,7 +275,7 @@ def test_continuous_keeps_the_label_checks_and_counts_stay_valid_continuous():
 
 
 def test_signals_map_names_sessions_and_kinds():
-    from cebra_core.data import session_signals, signal_of
+    from cebra_core.validation import session_signals, signal_of
 
     assert session_signals({}, ["a", "b"]) == {"a": "counts", "b": "counts"}
     assert session_signals(None, ["a"]) == {"a": "counts"}
@@ -299,7 +299,7 @@ def test_schema_lists_the_signal_kinds():
     """The config schema's `signals` values are the library's SIGNAL_KINDS, its default counts for every session."""
     import yaml
 
-    from cebra_core.data import SIGNAL_KINDS
+    from cebra_core.validation import SIGNAL_KINDS
 
     schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
     signals = schema["properties"]["signals"]

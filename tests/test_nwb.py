@@ -14,7 +14,8 @@ from pynwb import NWBHDF5IO, NWBFile, TimeSeries
 from pynwb.behavior import Position, SpatialSeries
 from pynwb.misc import Units
 
-from cebra_core.data import SessionError, load_session
+from cebra_core.data import load_session
+from cebra_core.validation import SessionError
 from cebra_core.nwb import DEFAULT_INTERVALS, read_nwb, running_direction
 from cebra_core.rats import BIN_SECONDS
 from cebra_core.simulate import simulate, simulate_session

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cebra_core.data import SessionError, session_signals, signal_problem
+from cebra_core.validation import SessionError, session_signals, signal_problem
 from cebra_core.metrics import EmptyBinError, bin_embedding
 from cebra_core.offsets import RECEPTIVE_FIELD
 from cebra_core.trials import TRIAL_SPLITS, TrialSplit

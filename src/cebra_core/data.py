@@ -20,135 +20,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cebra_core.rats import PUBLISHED
 from cebra_core.files import atomic_output, md5sum
+from cebra_core.rats import PUBLISHED
+from cebra_core.validation import DEFAULT_SIGNAL, LABEL_COLUMNS, session_error, validate_session
 
-LABEL_COLUMNS = ("position", "right", "left")
 NEURAL_KEYS = ("spikes", "neural")
 LABEL_KEYS = ("position", "labels")
 SUFFIXES = (".jl", ".npz", ".parquet", ".nwb")
-SIGNAL_KINDS = ("counts", "continuous")  # what a session's neural data are (config key `signals`)
-DEFAULT_SIGNAL = "counts"
-
-
-class SessionError(ValueError):
-    """A session file that cannot be used; the message names the file, the session and the problem."""
-
-
-def _fail(path, session, problem: str) -> SessionError:
-    return SessionError(f"session {session!r} ({path}): {problem}")
-
-
-def signal_of(signals: Mapping[str, str] | None, session: str) -> str:
-    """The signal kind of one session in the config's ``signals`` map ({session: kind}; a session it
-    does not name is ``counts``); a kind not in `SIGNAL_KINDS` is a ValueError naming the key."""
-    kind = (signals or {}).get(session, DEFAULT_SIGNAL)
-    if kind not in SIGNAL_KINDS:
-        raise ValueError(f"signals.{session}: {kind!r} is not a signal kind; use one of {', '.join(SIGNAL_KINDS)}")
-    return kind
-
-
-def session_signals(signals: Mapping[str, str] | None, sessions: Sequence[str]) -> dict[str, str]:
-    """The signal kind of every session (`signal_of`); a name in ``signals`` that is not one of
-    ``sessions`` is a ValueError naming the config key."""
-    unknown = [name for name in (signals or {}) if name not in sessions]
-    if unknown:
-        raise ValueError(
-            f"signals: {', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not in sessions "
-            f"({', '.join(sessions)}); the signals map names sessions"
-        )
-    return {name: signal_of(signals, name) for name in sessions}
-
-
-def signal_problem(neural: np.ndarray, signal: str, session: str = "?") -> str | None:
-    """Why finite, real neural data are not a signal of this kind, or None.
-
-    counts: no negative value, not all zero. continuous: not one constant value (any sign).
-    """
-    if signal not in SIGNAL_KINDS:
-        raise ValueError(f"session {session!r}: signal {signal!r} is not a signal kind; use one of {', '.join(SIGNAL_KINDS)}")
-    if signal == "continuous":
-        if neural.min() == neural.max():
-            return (
-                f"the neural data hold one value ({float(neural.flat[0]):g}) in every time bin and channel: "
-                "a constant signal has nothing to learn from"
-            )
-        return None
-    negative = neural < 0
-    if negative.any():
-        row = int(np.argwhere(negative)[0][0])
-        return (
-            f"neural data are spike counts and must not be negative: {int(negative.sum())} negative values "
-            f"(first at time bin {row}); if they are a real-valued signal (z-scored rates, calcium traces), "
-            f"declare it in the config: signals: {{{session if session != '?' else '<session>'}: continuous}}"
-        )
-    if not neural.any():
-        return "every spike count is zero (an all-silent session): there is nothing to learn from"
-    return None
-
-
-def validate_session(
-    neural, labels, *, session: str = "?", source: str | os.PathLike = "?", signal: str = DEFAULT_SIGNAL
-) -> tuple[np.ndarray, np.ndarray]:
-    """Check shapes, finiteness, the signal kind (`signal_problem`) and flags; return (neural,
-    labels) as float32 arrays."""
-    neural = np.asarray(neural)
-    labels = np.asarray(labels)
-    if neural.ndim != 2:
-        raise _fail(source, session, f"neural data must be 2-D (time, neurons), got shape {neural.shape}")
-    if labels.ndim != 2 or labels.shape[1] != len(LABEL_COLUMNS):
-        raise _fail(
-            source, session,
-            f"labels must have shape (time, 3) = [position, right, left], got {labels.shape}",
-        )
-    if len(neural) != len(labels):
-        raise _fail(
-            source, session,
-            f"neural data has {len(neural)} time bins but labels have {len(labels)}",
-        )
-    if len(neural) == 0:  # long enough for the model and the analysis: cebra_core.checks
-        raise _fail(source, session, "has no time bins")
-    if neural.shape[1] < 1:
-        raise _fail(source, session, "has no neurons")
-    for name, array in (("neural data", neural), ("labels", labels)):
-        if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-            raise _fail(source, session, f"{name} must be real numbers, got dtype {array.dtype}")
-        bad = ~np.isfinite(array)
-        if bad.any():
-            row = int(np.argwhere(bad)[0][0])
-            raise _fail(
-                source, session,
-                f"{name} contain {int(bad.sum())} NaN/inf values (first at time bin {row})",
-            )
-    problem = signal_problem(neural, signal, session)
-    if problem:
-        raise _fail(source, session, problem)
-    flags = labels[:, 1:]
-    if not np.isin(flags, (0, 1)).all():
-        raise _fail(source, session, "the right/left flag columns must contain only 0 and 1")
-    # One-hot: every time bin is either right-running or left-running (the direction of the
-    # last run through a pause), never both, never neither; see README, "Your own sessions".
-    not_one_hot = flags.sum(axis=1) != 1
-    if not_one_hot.any():
-        both = int((flags.sum(axis=1) == 2).sum())
-        row = int(np.argmax(not_one_hot))
-        raise _fail(
-            source, session,
-            f"the right/left flags must be one-hot (right + left = 1 in every time bin), but "
-            f"{int(not_one_hot.sum()) - both} bins have neither and {both} have both (first at time bin {row})",
-        )
-    return neural.astype(np.float32), labels.astype(np.float32)
 
 
 def _from_mapping(obj, path, session, signal: str = DEFAULT_SIGNAL) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(obj, Mapping):
-        raise _fail(path, session, f"expected a dict with 'spikes' and 'position', got {type(obj).__name__}")
+        raise session_error(path, session, f"expected a dict with 'spikes' and 'position', got {type(obj).__name__}")
     keys = list(obj.keys())
     neural_key = next((k for k in NEURAL_KEYS if k in obj), None)
     label_key = next((k for k in LABEL_KEYS if k in obj), None)
     missing = [want for want, got in ((" or ".join(NEURAL_KEYS), neural_key), (" or ".join(LABEL_KEYS), label_key)) if got is None]
     if missing:
-        raise _fail(path, session, f"missing key(s) {', '.join(missing)}; found {keys}")
+        raise session_error(path, session, f"missing key(s) {', '.join(missing)}; found {keys}")
     return validate_session(obj[neural_key], obj[label_key], session=session, source=path, signal=signal)
 
 
@@ -158,7 +47,7 @@ def _load_jl(path: Path, session: str, md5: str | None, signal: str) -> tuple[np
     actual = md5sum(path)
     if actual not in accepted:
         expected = f"the configured md5 {md5}" if md5 else "the MD5 of any published rat session"
-        raise _fail(
+        raise session_error(
             path, session,
             f"MD5 {actual} does not match {expected}; a .jl file is a pickle and is never "
             "opened unverified. Give its md5 in the config, or convert it to .npz/.parquet.",
@@ -168,7 +57,7 @@ def _load_jl(path: Path, session: str, md5: str | None, signal: str) -> tuple[np
     try:
         contents = joblib.load(path)
     except Exception as err:  # its MD5 matched, but it is not a (complete) joblib pickle
-        raise _fail(path, session, f"its MD5 matches, but it cannot be read as a joblib pickle ({_reason(err)})") from None
+        raise session_error(path, session, f"its MD5 matches, but it cannot be read as a joblib pickle ({_reason(err)})") from None
     return _from_mapping(contents, path, session, signal)
 
 
@@ -180,16 +69,16 @@ def _reason(error: BaseException) -> str:
 
 def _load_npz(path: Path, session: str, signal: str) -> tuple[np.ndarray, np.ndarray]:
     if path.stat().st_size == 0:
-        raise _fail(path, session, "the file is empty (0 bytes); a .npz is a zip archive of arrays")
+        raise session_error(path, session, "the file is empty (0 bytes); a .npz is a zip archive of arrays")
     if not zipfile.is_zipfile(path):
-        raise _fail(path, session, "not a .npz archive (a .npz is a zip archive of arrays, as np.savez writes it)")
+        raise session_error(path, session, "not a .npz archive (a .npz is a zip archive of arrays, as np.savez writes it)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             contents = {key: archive[key] for key in archive.files}
     except ValueError:  # object arrays need pickle: refused
-        raise _fail(path, session, "holds object arrays, which only pickle can read; refused (save plain numeric arrays)") from None
+        raise session_error(path, session, "holds object arrays, which only pickle can read; refused (save plain numeric arrays)") from None
     except Exception as err:  # a damaged archive
-        raise _fail(path, session, f"cannot be read as a .npz archive ({_reason(err)})") from None
+        raise session_error(path, session, f"cannot be read as a .npz archive ({_reason(err)})") from None
     return _from_mapping(contents, path, session, signal)
 
 
@@ -206,12 +95,12 @@ def load_session(
     path = Path(path)
     session = session or path.stem
     if not path.is_file():
-        raise _fail(path, session, "file not found")
+        raise session_error(path, session, "file not found")
     suffix = path.suffix.lower()
     if nwb and suffix != ".nwb":
-        raise _fail(path, session, f"NWB options {sorted(nwb)} are given, but this is not a .nwb file")
+        raise session_error(path, session, f"NWB options {sorted(nwb)} are given, but this is not a .nwb file")
     if suffix == ".nwb" and signal != "counts":
-        raise _fail(
+        raise session_error(
             path, session,
             f"signals.{session}: {signal!r} does not apply to an NWB session, whose spike units are binned to "
             "counts; leave it out of the signals map (counts)",
@@ -219,7 +108,7 @@ def load_session(
     if suffix == ".jl":
         return _load_jl(path, session, md5, signal)
     if md5 is not None and md5sum(path) != md5.lower():
-        raise _fail(path, session, f"MD5 {md5sum(path)} does not match the configured md5 {md5}")
+        raise session_error(path, session, f"MD5 {md5sum(path)} does not match the configured md5 {md5}")
     if suffix == ".npz":
         return _load_npz(path, session, signal)
     if suffix == ".parquet":
@@ -228,7 +117,7 @@ def load_session(
         from cebra_core.nwb import read_nwb  # pynwb only where NWB files are read
 
         return read_nwb(path, session, **(nwb or {}))
-    raise _fail(path, session, f"unknown file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
+    raise session_error(path, session, f"unknown file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
 
 
 def session_frame(neural: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
@@ -256,11 +145,11 @@ def read_session(
     try:
         frame = pd.read_parquet(path)
     except Exception as err:  # pyarrow's ArrowInvalid, OSError, ...: name the file and say so in one line
-        raise _fail(path, session, f"cannot be read as a parquet table ({_reason(err)})") from None
+        raise session_error(path, session, f"cannot be read as a parquet table ({_reason(err)})") from None
     missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
     neural_cols = [c for c in frame.columns if c.startswith("n") and c[1:].isdigit()]
     if missing or not neural_cols:
-        raise _fail(
+        raise session_error(
             path, session,
             f"a session table needs columns n0…n{{N-1}} and {', '.join(LABEL_COLUMNS)}; "
             f"missing {missing or 'the neural columns n0, n1, …'}",

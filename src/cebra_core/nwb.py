@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cebra_core.data import _fail, validate_session
 from cebra_core.rats import BIN_SECONDS
+from cebra_core.validation import session_error, validate_session
 
 VELOCITY_SMOOTHING_S = 0.1  # s, sigma of the Gaussian smoothing the position before its velocity
 MIN_SPEED = 0.02  # m/s; slower counts as standing still (the flag keeps the last run's direction)
@@ -74,17 +74,17 @@ def _position_series(io, nwbfile, wanted: str | None, path, session):
     spatial = {name: s for name, s in series.items() if isinstance(s, SpatialSeries)}
     if not spatial:
         others = ", ".join(f"{name} ({type(s).__name__})" for name, s in sorted(series.items())) or "no time series at all"
-        raise _fail(path, session, f"has no position (no SpatialSeries); the file has: {others}")
+        raise session_error(path, session, f"has no position (no SpatialSeries); the file has: {others}")
     if wanted is not None:
         key = wanted.strip("/")
         if key not in spatial:
-            raise _fail(
+            raise session_error(
                 path, session,
                 f"has no SpatialSeries at position: {wanted!r}; its SpatialSeries are: {', '.join(sorted(spatial))}",
             )
         return key, spatial[key]
     if len(spatial) > 1:
-        raise _fail(
+        raise session_error(
             path, session,
             f"has {len(spatial)} SpatialSeries: {', '.join(sorted(spatial))}; name one with the session's "
             "position: key in the config",
@@ -99,28 +99,28 @@ def _track_position(series, name: str, track_axis: int | None, path, session) ->
         data = data[:, 0]
     if data.ndim == 2:
         if track_axis is None:
-            raise _fail(
+            raise session_error(
                 path, session,
                 f"position {name} is {data.shape[1]}-D (shape {data.shape}); set track_axis (0 to "
                 f"{data.shape[1] - 1}: the column that runs along the track) for this session in the config",
             )
         if not 0 <= track_axis < data.shape[1]:
-            raise _fail(path, session, f"track_axis {track_axis} is out of range for position {name} of shape {data.shape}")
+            raise session_error(path, session, f"track_axis {track_axis} is out of range for position {name} of shape {data.shape}")
         data = data[:, track_axis]
     elif data.ndim != 1:
-        raise _fail(path, session, f"position {name} has shape {data.shape}; expected (time,) or (time, axes)")
+        raise session_error(path, session, f"position {name} has shape {data.shape}; expected (time,) or (time, axes)")
     unit = str(series.unit).strip().lower()
     if unit not in METRES_PER_UNIT:
-        raise _fail(
+        raise session_error(
             path, session,
             f"position {name} is in unit {series.unit!r}; cannot convert it to metres (known: m, cm, mm)",
         )
     metres = (data * series.conversion + getattr(series, "offset", 0.0)) * METRES_PER_UNIT[unit]
     times = np.asarray(series.get_timestamps(), dtype=np.float64)
     if len(times) != len(metres):
-        raise _fail(path, session, f"position {name} has {len(metres)} samples but {len(times)} timestamps")
+        raise session_error(path, session, f"position {name} has {len(metres)} samples but {len(times)} timestamps")
     if len(times) > 1 and not (np.diff(times) > 0).all():
-        raise _fail(path, session, f"the timestamps of position {name} are not increasing")
+        raise session_error(path, session, f"the timestamps of position {name} are not increasing")
     return times, metres
 
 
@@ -132,26 +132,26 @@ def _spike_times(nwbfile, bin_seconds: float, path, session) -> tuple[list[np.nd
     """
     units = nwbfile.units
     if units is None:
-        raise _fail(path, session, "has no units table (spike times are read from /units)")
+        raise session_error(path, session, "has no units table (spike times are read from /units)")
     if len(units) == 0:
-        raise _fail(path, session, "its units table is empty (no units)")
+        raise session_error(path, session, "its units table is empty (no units)")
     if "spike_times" not in units.colnames:
-        raise _fail(path, session, f"its units table has no spike_times column (columns: {', '.join(units.colnames)})")
+        raise session_error(path, session, f"its units table has no spike_times column (columns: {', '.join(units.colnames)})")
     index = units["spike_times"]
     flat = np.asarray(index.target.data[:], dtype=np.float64)
     per_unit = np.split(flat, np.asarray(index.data[:], dtype=np.int64)[:-1])
     if flat.size == 0:
-        raise _fail(path, session, f"its {len(units)} units have no spike times at all")
+        raise session_error(path, session, f"its {len(units)} units have no spike times at all")
     ids = np.asarray(units.id.data[:])
     for i, times in enumerate(per_unit):
         if not np.isfinite(times).all():
-            raise _fail(path, session, f"unit {ids[i]} (row {i}) has NaN/inf spike times")
+            raise session_error(path, session, f"unit {ids[i]} (row {i}) has NaN/inf spike times")
         if times.size and times.min() < 0:
-            raise _fail(path, session, f"unit {ids[i]} (row {i}) has negative spike times (min {times.min():g} s)")
+            raise session_error(path, session, f"unit {ids[i]} (row {i}) has negative spike times (min {times.min():g} s)")
         backwards = np.flatnonzero(np.diff(times) < 0)
         if backwards.size:
             k = int(backwards[0])
-            raise _fail(
+            raise session_error(
                 path, session,
                 f"unit {ids[i]} (row {i}) has unsorted spike times ({times[k + 1]:g} s after {times[k]:g} s "
                 f"at spike {k + 1})",
@@ -172,7 +172,7 @@ def _selected_intervals(nwbfile, epochs: dict | None, path, session) -> np.ndarr
     name = epochs.get("table", DEFAULT_INTERVALS)
     tables = dict(nwbfile.intervals) if nwbfile.intervals else {}
     if name not in tables:
-        raise _fail(
+        raise session_error(
             path, session,
             f"has no intervals table {name!r} (epochs: table:); it has: {', '.join(sorted(tables)) or 'none'}",
         )
@@ -181,18 +181,18 @@ def _selected_intervals(nwbfile, epochs: dict | None, path, session) -> np.ndarr
     tags = epochs.get("tags")
     if tags is not None:
         if "tags" not in table.colnames:
-            raise _fail(path, session, f"intervals table {name!r} has no tags column (columns: {', '.join(table.colnames)})")
+            raise session_error(path, session, f"intervals table {name!r} has no tags column (columns: {', '.join(table.colnames)})")
         row_tags = [set(np.atleast_1d(t).astype(str)) for t in table["tags"][:]]
         keep = np.array([bool(t & set(tags)) for t in row_tags], dtype=bool)
         if not keep.any():
             found = sorted(set().union(*row_tags)) if row_tags else []
-            raise _fail(
+            raise session_error(
                 path, session,
                 f"no rows of intervals table {name!r} have the tags {list(tags)}; its tags are: {', '.join(found) or 'none'}",
             )
         bounds = bounds[keep]
     if len(bounds) == 0:
-        raise _fail(path, session, f"intervals table {name!r} has no rows")
+        raise session_error(path, session, f"intervals table {name!r} has no rows")
     return bounds.astype(np.float64)
 
 
@@ -216,7 +216,7 @@ def read_nwb(
     path = Path(path)
     session = session or path.stem
     if not bin_seconds > 0:
-        raise _fail(path, session, f"bin_seconds must be > 0, got {bin_seconds}")
+        raise session_error(path, session, f"bin_seconds must be > 0, got {bin_seconds}")
     io = None
     try:
         io = NWBHDF5IO(str(path), "r", load_namespaces=True)
@@ -224,7 +224,7 @@ def read_nwb(
     except Exception as err:  # not HDF5, not NWB, or an unreadable extension
         if io is not None:
             io.close()
-        raise _fail(path, session, f"cannot be read as an NWB file ({type(err).__name__}: {err})") from err
+        raise session_error(path, session, f"cannot be read as an NWB file ({type(err).__name__}: {err})") from err
     with io:
         spikes, (spike_start, spike_end) = _spike_times(nwbfile, bin_seconds, path, session)
         name, series = _position_series(io, nwbfile, position, path, session)
@@ -233,11 +233,11 @@ def read_nwb(
 
     finite = np.isfinite(metres)
     if not finite.any():
-        raise _fail(path, session, f"position {name} has no finite samples")
+        raise session_error(path, session, f"position {name} has no finite samples")
     start = max(spike_start, times[finite][0])
     end = min(spike_end, times[finite][-1])
     if end < start:
-        raise _fail(
+        raise session_error(
             path, session,
             f"spikes ({spike_start:g}–{spike_end:g} s) and position {name} "
             f"({times[finite][0]:g}–{times[finite][-1]:g} s) do not overlap in time",
@@ -246,7 +246,7 @@ def read_nwb(
     first = int(np.ceil(start / bin_seconds - 0.5 - 1e-9))
     last = int(np.floor(end / bin_seconds - 0.5 + 1e-9))
     if last < first:
-        raise _fail(path, session, f"spikes and position overlap for only {end - start:g} s, less than one bin")
+        raise session_error(path, session, f"spikes and position overlap for only {end - start:g} s, less than one bin")
     centres = (np.arange(first, last + 1) + 0.5) * bin_seconds  # (T,)
     track = np.interp(centres, times[finite], metres[finite])  # (T,) m
     right = running_direction(track, bin_seconds)
@@ -255,7 +255,7 @@ def read_nwb(
     if intervals is not None:
         keep &= ((centres[:, None] >= intervals[:, 0]) & (centres[:, None] < intervals[:, 1])).any(axis=1)
     if not keep.any():
-        raise _fail(path, session, "no time bins are left inside the selected epochs with both spikes and position")
+        raise session_error(path, session, "no time bins are left inside the selected epochs with both spikes and position")
 
     row = np.where(keep, np.cumsum(keep) - 1, -1)  # each grid bin's row in the table, -1 if dropped
     counts = np.zeros((int(keep.sum()), len(spikes)), dtype=np.float32)  # (T, N)

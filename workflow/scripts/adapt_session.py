@@ -13,8 +13,9 @@ import pandas as pd
 import torch
 
 from cebra_core import CEBRA
-from cebra_core.data import embedding_frame, read_session, signal_of, write_table
+from cebra_core.data import embedding_frame, read_session, write_table
 from cebra_core.splits import fit_rows, make_split, session_parts, transform_runs
+from cebra_core.validation import signal_of
 
 torch.set_num_threads(snakemake.threads)
 names = list(snakemake.params.sessions)

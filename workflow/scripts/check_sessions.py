@@ -11,7 +11,8 @@ from common import start
 start(snakemake)
 
 from cebra_core.checks import SessionNeeds, check_sessions, session_summary
-from cebra_core.data import session_signals, read_session
+from cebra_core.data import read_session
+from cebra_core.validation import session_signals
 from cebra_core.files import atomic_output
 
 names = list(snakemake.params.sessions)

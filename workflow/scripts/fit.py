@@ -16,9 +16,10 @@ import pandas as pd
 import torch
 
 from cebra_core import CEBRA
-from cebra_core.data import embedding_frame, read_session, signal_of, write_table
+from cebra_core.data import embedding_frame, read_session, write_table
 from cebra_core.estimator import resolve_device
 from cebra_core.splits import fit_rows, make_split, session_parts, transform_runs
+from cebra_core.validation import signal_of
 
 try:  # a device torch does not see fails here, before any data are read
     resolve_device(snakemake.params.device)

@@ -7,7 +7,8 @@ from common import start
 
 start(snakemake)
 
-from cebra_core.data import SessionError, load_session, signal_of, write_session
+from cebra_core.data import load_session, write_session
+from cebra_core.validation import SessionError, signal_of
 
 session = snakemake.wildcards.session
 signal = signal_of(snakemake.params.signals, session)
