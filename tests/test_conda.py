@@ -28,6 +28,7 @@ from conftest import REPO, job_counts, run_snakemake
 from test_conda_envs import IMPORT_TO_CONDA, rule_steps
 
 SAMPLE = REPO / "config" / "sample.yaml"
+pytestmark = pytest.mark.xdist_group("sample_run")  # one worker builds the envs and makes the sample run
 
 
 def job_records(conda, work: Path) -> list[dict]:
