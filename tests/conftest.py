@@ -255,6 +255,16 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/data/"
 
 
+# Test files that run for minutes (end to end), longest first: with two workers they start at once,
+# one each, and the short files fill in around them (pyproject.toml's pytest options).
+LONG_FIRST = ["test_conda.py", "test_slurm.py", "test_workflow.py", "test_faults.py"]
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order otherwise
+
+
 def pytest_terminal_summary(terminalreporter):
     """Name the screenshots tests took (``record_property("screenshot", path)``), passed or not,
     so that a CI log says where to look."""

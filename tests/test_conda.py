@@ -12,23 +12,30 @@ Proof that the jobs ran inside their envs: each env's Python leaves a record per
 rule's env, every scientific package it loaded (also the ones loaded indirectly, such as pandas'
 parquet engine) comes from that env and not from the host's site-packages that Snakemake appends to
 sys.path, and cebra_core comes from this checkout's src/. A second, small run from an unrelated
-working folder (``--snakefile``/``--directory``) reuses the built envs.
+working folder (``--snakefile``/``--directory``) reuses the built envs. A fit killed mid-way and
+resumed without conda gives this run's numbers. The three tests share the sample run, so they
+live in one file: pytest-xdist's --dist loadfile runs them on one worker.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from conftest import REPO, job_counts, run_snakemake
+from conftest import REPO, job_counts, run_snakemake, snakemake_command
 from test_conda_envs import IMPORT_TO_CONDA, rule_steps
+from test_workflow import fit_dir
 
 SAMPLE = REPO / "config" / "sample.yaml"
-pytestmark = pytest.mark.xdist_group("sample_run")  # one worker builds the envs and makes the sample run
 
 
 def job_records(conda, work: Path) -> list[dict]:
@@ -119,3 +126,37 @@ def test_conda_run_from_another_folder(sample_run, conda_standin, tmp_path):
     assert "Creating conda environment" not in output
     assert (work / target).is_file() and not (elsewhere / "results").exists()
     check_jobs_ran_in_envs(conda_standin, work, job_counts(output))
+
+
+@pytest.mark.slow
+def test_killed_fit_resumes_and_matches(sample_run, tmp_path):
+    """SIGKILL the whole snakemake process group once a checkpoint exists; the rerun resumes and
+    gives the same numbers as the uninterrupted sample run (made with --use-conda: so the conda route
+    and the plain route compute the same fit)."""
+    target = "results/fits/all/seed0/single/cicero/embedding.parquet"
+    config = REPO / "config/sample.yaml"
+    proc = subprocess.Popen(
+        snakemake_command(tmp_path, target, configfile=config), cwd=REPO,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    checkpoints = tmp_path / "results/checkpoints/all/seed0/single"
+    try:
+        while not list(checkpoints.glob("cicero.pt")):
+            assert proc.poll() is None, "snakemake ended before writing a checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 300 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (tmp_path / target).exists(), "the fit finished before it could be killed"
+
+    run_snakemake(tmp_path, "--unlock", configfile=config)
+    run_snakemake(tmp_path, target, "--rerun-incomplete", configfile=config)
+    assert "resuming from checkpoint" in (tmp_path / "logs/fits/all/seed0/single/cicero.log").read_text()
+    for name in ("embedding.parquet", "loss.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(fit_dir(tmp_path, "single/cicero") / name),
+            pd.read_parquet(fit_dir(sample_run[0], "single/cicero") / name),
+        )
+    assert not list(checkpoints.glob("*.pt"))

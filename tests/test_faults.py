@@ -44,7 +44,6 @@ TINY = dict(
 )
 FITS = ("single/achilles", "single/buddy", "multi")  # the whole-session fits consistency.csv needs
 RESUMED = re.compile(r"resuming from checkpoint (\S+) at iteration (\d+) of (\d+)")
-pytestmark = pytest.mark.xdist_group("infrastructure")  # beside tests/test_slurm.py, one worker
 
 
 @pytest.fixture(scope="module")

@@ -84,9 +84,6 @@ def profile_gpu_rules() -> set[str]:
 
 
 GPU_RULES = profile_gpu_rules()
-# One worker runs this module (its cluster is module-scoped) and tests/test_faults.py, both long
-# and mostly waiting; the sample run goes to the other.
-pytestmark = pytest.mark.xdist_group("infrastructure")
 
 
 def plugin_missing() -> str | None:

@@ -1,14 +1,12 @@
-"""The Snakemake workflow through its CLI: lint, dry runs, the config schema, the checks of every
-output of a sample run (``check_sample_outputs``: the conda and SLURM tests run them on their runs),
-a fit killed mid-way that resumes, sweeps, and a real-data smoke run on achilles + buddy from the
-shared data folder (the whole workflow without conda)."""
+"""The Snakemake workflow through its CLI: lint and snakefmt, dry runs that the DAG is the plan's, the
+checks of every output of a sample run (``check_sample_outputs``: tests/test_conda.py runs them on
+the session's sample run), bad sessions caught by the check job, the trial protocol, a continuous
+session, sweeps, and a real-data run on achilles + buddy from the shared data folder (without conda)."""
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -308,41 +306,6 @@ def check_new_session(work, held_out: str, rats: list[str], seeds: list[int]) ->
     print(f"\nnew session {held_out}: consistency " + ", ".join(f"{k} {v:.3f}" for k, v in numbers.items())
           + "; median decoding error (cm) " + ", ".join(f"{k} {v:.1f}" for k, v in errors.items()))
     return numbers, errors
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("sample_run")
-def test_killed_fit_resumes_and_matches(sample_run, tmp_path):
-    """SIGKILL the whole snakemake process group once a checkpoint exists; the rerun resumes and
-    gives the same numbers as the uninterrupted sample run (conftest.py: made with --use-conda, so
-    this also shows that the conda route and the plain route compute the same fit)."""
-    target = "results/fits/all/seed0/single/cicero/embedding.parquet"
-    config = REPO / "config/sample.yaml"
-    proc = subprocess.Popen(
-        snakemake_command(tmp_path, target, configfile=config), cwd=REPO,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    checkpoints = tmp_path / "results/checkpoints/all/seed0/single"
-    try:
-        while not list(checkpoints.glob("cicero.pt")):
-            assert proc.poll() is None, "snakemake ended before writing a checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint after 300 s"
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert not (tmp_path / target).exists(), "the fit finished before it could be killed"
-
-    run_snakemake(tmp_path, "--unlock", configfile=config)
-    run_snakemake(tmp_path, target, "--rerun-incomplete", configfile=config)
-    assert "resuming from checkpoint" in (tmp_path / "logs/fits/all/seed0/single/cicero.log").read_text()
-    for name in ("embedding.parquet", "loss.parquet"):
-        pd.testing.assert_frame_equal(
-            pd.read_parquet(fit_dir(tmp_path, "single/cicero") / name),
-            pd.read_parquet(fit_dir(sample_run[0], "single/cicero") / name),
-        )
-    assert not list(checkpoints.glob("*.pt"))
 
 
 @pytest.mark.slow
