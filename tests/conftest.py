@@ -8,6 +8,7 @@ import copy
 import http.server
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -130,6 +131,24 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, che
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def kill_at_checkpoint(workdir: Path, *targets: str, configfile: Path, checkpoints: Path, pattern: str = "*.pt",
+                       timeout: float = 300) -> subprocess.Popen:
+    """Run the workflow's CLI in a session of its own and kill -9 the whole process group (Snakemake
+    and its jobs) as soon as a checkpoint matching ``pattern`` appears below ``checkpoints``."""
+    proc = subprocess.Popen(snakemake_command(workdir, *targets, configfile=configfile), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while not list(checkpoints.rglob(pattern)):
+            assert proc.poll() is None, "snakemake ended before writing a checkpoint"
+            assert time.monotonic() < deadline, f"no checkpoint after {timeout:.0f} s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     return proc
 
 

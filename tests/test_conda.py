@@ -20,18 +20,14 @@ live in one file: pytest-xdist's --dist loadfile runs them on one worker.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import REPO, job_counts, run_snakemake, snakemake_command
+from conftest import REPO, job_counts, kill_at_checkpoint, run_snakemake
 from test_conda_envs import IMPORT_TO_CONDA, rule_steps
 from test_workflow import fit_dir
 
@@ -135,20 +131,8 @@ def test_killed_fit_resumes_and_matches(sample_run, tmp_path):
     and the plain route compute the same fit)."""
     target = "results/fits/all/seed0/single/cicero/embedding.parquet"
     config = REPO / "config/sample.yaml"
-    proc = subprocess.Popen(
-        snakemake_command(tmp_path, target, configfile=config), cwd=REPO,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
     checkpoints = tmp_path / "results/checkpoints/all/seed0/single"
-    try:
-        while not list(checkpoints.glob("cicero.pt")):
-            assert proc.poll() is None, "snakemake ended before writing a checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint after 300 s"
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_at_checkpoint(tmp_path, target, configfile=config, checkpoints=checkpoints, pattern="cicero.pt")
     assert not (tmp_path / target).exists(), "the fit finished before it could be killed"
 
     run_snakemake(tmp_path, "--unlock", configfile=config)

@@ -19,7 +19,7 @@ from cebra_core.data import (
     write_table,
 )
 from cebra_core.validation import SessionError
-from cebra_core.download import PUBLISHED
+from cebra_core.rats import PUBLISHED
 from conftest import shared_file
 
 

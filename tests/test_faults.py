@@ -22,7 +22,6 @@ import hashlib
 import logging
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ import pytest
 import torch
 
 from cebra_core.files import md5sum
-from conftest import REPO, run_snakemake, skip_or_fail, snakemake_command, write_config
+from conftest import kill_at_checkpoint, run_snakemake, skip_or_fail, write_config
 
 TARGETS = ("results/tables/consistency.csv",)
 ITERATIONS, CHECKPOINT_EVERY = 100, 20
@@ -235,19 +234,9 @@ def test_killed_workflow_resumes_every_running_fit(tiny_config, tiny_reference, 
     """kill -9 of Snakemake and all its jobs once the fits have checkpoints; the README's commands
     resume them, and every table and model equals the uninterrupted run's."""
     work = tmp_path / "work"
-    proc = subprocess.Popen(snakemake_command(work, *TARGETS, configfile=tiny_config), cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     checkpoints = work / "results/checkpoints/all/seed0"
     start = time.monotonic()
-    deadline = start + 600
-    try:
-        while not list(checkpoints.rglob("*.pt")):
-            assert proc.poll() is None, "snakemake ended before any fit wrote a checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint after 600 s"
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    proc = kill_at_checkpoint(work, *TARGETS, configfile=tiny_config, checkpoints=checkpoints, timeout=600)
     killed_after = time.monotonic() - start
     killed = {str(p.relative_to(checkpoints).with_suffix("")) for p in checkpoints.rglob("*.pt")}
     assert killed, "no fit was running"
