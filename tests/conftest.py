@@ -21,6 +21,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ENV = "CEBRA_SHARED_DATA"
 
+# Under pytest-xdist the workers share the machine's cores: one thread each for torch, OpenMP and
+# BLAS (inherited by the workflow runs the tests start), or their spinning thread pools slow each
+# other down several times over. Set before any test module imports torch.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_variable, "1")
+
 
 def shared_file(name: str) -> Path:
     """A file of the project's shared data folder, or skip the test with the reason."""
