@@ -27,7 +27,6 @@ SEEDS = plan.seeds
 FIRST_SEED = plan.first_seed
 SOURCE = plan.source
 FOLDS = plan.folds
-HELD_OUT = plan.held_out
 TRAINED = plan.trained
 fit_file = plan.fit_file
 session_table = plan.session_table
