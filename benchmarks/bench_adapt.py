@@ -5,8 +5,9 @@ adapted into it by each method, and the target, a multi-session fit of all rats 
 rat is split in time: every encoder that sees it is fit on its first 80 % (train part) only.
 
 Data:
-- `sim`: simulated achilles, buddy, cicero (the project's tuning) trained; gatsby, simulated with
-  other tuning (`OTHER_TUNING`: wide, weak fields on a high background), is the new rat.
+- `sim`: simulated achilles, buddy, cicero (the project's tuning) trained; the new rat is simulated
+  unlike them (`UNLIKE`, chosen with `--unlike`): other field widths, density of fields along the
+  track, firing rates and neuron count.
 - `real`: achilles trained (a multi-session model of one session); buddy is the new rat
   (`$CEBRA_SHARED_DATA/rat_hippocampus`, see its README).
 
@@ -45,10 +46,18 @@ from cebra_core.data import load_session
 from cebra_core.decoding import knn_decode, pooled_decode
 from cebra_core.metrics import consistency_score
 from cebra_core.model import embed_sequence
+from cebra_core.rats import RAT_SHAPES
 from cebra_core.simulate import Tuning, simulate_session
 
 TRAIN_FRACTION = 0.8
-OTHER_TUNING = Tuning(sigma=(0.25, 0.5), peak_rate=(1.0, 4.0), background=(0.5, 2.0))
+# The new rat unlike the trained ones (their tuning: `Tuning()`, 10-30 cm fields uniform on the
+# track, 5-20 Hz peaks, 48-120 neurons): name -> (tuning, neurons); its length is gatsby's.
+UNLIKE = {
+    "wide-weak": (Tuning(sigma=(0.25, 0.5), peak_rate=(1.0, 4.0), background=(0.5, 2.0)), 66),
+    "narrow-ends": (Tuning(sigma=(0.02, 0.06), peak_rate=(10.0, 40.0), background=(0.01, 0.1),
+                           center_beta=(0.5, 0.5)), 150),
+    "few-start": (Tuning(sigma=(0.1, 0.3), peak_rate=(2.0, 8.0), background=(0.1, 1.0), center_beta=(2.0, 5.0)), 30),
+}
 SIM_TRAINED, SIM_NEW = ("achilles", "buddy", "cicero"), "gatsby"
 REAL_FILES = {"achilles": "achilles_reconstructed.npz", "buddy": "buddy.jl"}
 REAL_TRAINED, REAL_NEW = ("achilles",), "buddy"
@@ -60,15 +69,21 @@ METHODS = {
     "first layer, regression init": dict(layers="first", init="regression"),
     "all layers, random init": dict(layers="all", init="random"),
     "all layers, regression init (new default)": dict(layers="all", init="regression"),
+    "all layers, regression init, 3x iterations": dict(layers="all", init="regression", iterations_factor=3),
+    "all layers, regression init, lr x3": dict(layers="all", init="regression", learning_rate_factor=3),
+    "all layers, regression init, lr x3, 3x iterations": dict(layers="all", init="regression",
+                                                              learning_rate_factor=3, iterations_factor=3),
     "regression init only (0 iterations)": dict(layers="all", init="regression", iterations_factor=0),
 }
 MEASURES = ("cons_all", "cons_test", "err_pooled", "err_own")
 
 
-def sim_data(seed: int, scale: float) -> tuple[dict, str]:
-    """{rat: (X, y)} of the simulated rats, the new one with OTHER_TUNING."""
+def sim_data(seed: int, scale: float, unlike: str) -> tuple[dict, str]:
+    """{rat: (X, y)} of the simulated rats, the new one tuned as `UNLIKE[unlike]`."""
     data = {r: simulate_session(r, scale=scale, seed=seed) for r in SIM_TRAINED}
-    data[SIM_NEW] = simulate_session(SIM_NEW, scale=scale, seed=seed, tuning=OTHER_TUNING)
+    tuning, neurons = UNLIKE[unlike]
+    shape = (RAT_SHAPES[SIM_NEW][0], neurons)
+    data[SIM_NEW] = simulate_session(SIM_NEW, scale=scale, seed=seed, shape=shape, tuning=tuning)
     return {r: (s.neural, s.labels) for r, s in data.items()}, SIM_NEW
 
 
@@ -172,22 +187,30 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--scale", type=float, default=0.15, help="simulated session length, fraction of the real")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--unlike", nargs="+", default=list(UNLIKE), choices=list(UNLIKE), help="new rats, sim data")
     parser.add_argument("--json", type=Path, default=None, help="also write all rows here")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)
     methods = {m: METHODS[m] for m in args.methods}
     rows = []
+    done = json.loads(args.json.read_text()) if args.json is not None and args.json.is_file() else []
     for kind in args.data:
         iterations = args.iterations if kind == "sim" else args.real_iterations
         adapt_iterations = iterations if args.adapt_iterations is None else args.adapt_iterations
         print(f"{kind}: fits {iterations}, adapt {adapt_iterations} iterations, batch {args.batch_size}", flush=True)
-        for seed in args.seeds:
-            data, new = sim_data(seed, args.scale) if kind == "sim" else real_data()
-            for row in run_seed(data, new, seed, iterations, adapt_iterations, args.batch_size, methods):
-                rows.append({"data": kind, **row})
-            if args.json is not None:
-                args.json.write_text(json.dumps(rows, indent=1))
+        for name in args.unlike if kind == "sim" else ["real"]:
+            label = f"sim {name}" if kind == "sim" else kind
+            for seed in args.seeds:
+                finished = [r for r in done if r["data"] == label and r["seed"] == seed]
+                if finished:  # resume: a data set and seed already in --json
+                    rows += finished
+                    continue
+                data, new = sim_data(seed, args.scale, name) if kind == "sim" else real_data()
+                for row in run_seed(data, new, seed, iterations, adapt_iterations, args.batch_size, methods):
+                    rows.append({"data": label, **row})
+                if args.json is not None:
+                    args.json.write_text(json.dumps(rows, indent=1))
     print(summary(rows))
 
 

@@ -20,6 +20,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ENV = "CEBRA_SHARED_DATA"
+# The suite's sample run: config/sample.yaml, then tests/sample_run.yaml over it (fewer iterations).
+SAMPLE_RUN = (REPO / "config/sample.yaml", REPO / "tests/sample_run.yaml")
 
 # Under pytest-xdist the workers share the machine's cores: one thread each for torch, OpenMP and
 # BLAS (inherited by the workflow runs the tests start), or their spinning thread pools slow each
@@ -120,14 +122,18 @@ def write_config(path: Path, base: str | None = "sample.yaml", **overrides) -> P
     return path
 
 
-def snakemake_command(workdir: Path, *args: str, configfile: Path | None = None) -> list[str]:
+ConfigFiles = Path | tuple[Path, ...] | None
+
+
+def snakemake_command(workdir: Path, *args: str, configfile: ConfigFiles = None) -> list[str]:
+    """``configfile``: one file or several, merged in order (later files win)."""
     cmd = [sys.executable, "-m", "snakemake", "--directory", str(workdir), "--cores", "2", *args]
     if configfile is not None:  # last: --configfile takes several values
-        cmd += ["--configfile", str(configfile)]
+        cmd += ["--configfile", *map(str, configfile if isinstance(configfile, tuple) else (configfile,))]
     return cmd
 
 
-def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
+def run_snakemake(workdir: Path, *args: str, configfile: ConfigFiles = None, check: bool = True,
                   timeout: float = 1800, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run the workflow's CLI, by default from the repository root (so the default profile applies)."""
     if cwd != REPO:
@@ -141,7 +147,7 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, che
     return proc
 
 
-def kill_at_checkpoint(workdir: Path, *targets: str, configfile: Path, checkpoints: Path, pattern: str = "*.pt",
+def kill_at_checkpoint(workdir: Path, *targets: str, configfile: ConfigFiles, checkpoints: Path, pattern: str = "*.pt",
                        timeout: float = 300) -> subprocess.Popen:
     """Run the workflow's CLI in a session of its own and kill -9 the whole process group (Snakemake
     and its jobs) as soon as a checkpoint matching ``pattern`` appears below ``checkpoints``."""
@@ -206,7 +212,7 @@ def sample_run(conda_standin, tmp_path_factory) -> tuple[Path, str, int]:
     Every test of the finished sample run uses this one run (tests/test_conda.py checks every output
     and env; tests/test_workflow.py resumes a killed fit against it). The plain route (no conda) runs
     end to end in the real-data smoke run and the sweep run."""
-    sample = REPO / "config" / "sample.yaml"
+    sample = SAMPLE_RUN
     work = tmp_path_factory.mktemp("sample")
     start = time.monotonic()
     proc = run_snakemake(work, *conda_standin.args, configfile=sample, env=conda_standin.env)

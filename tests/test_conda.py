@@ -13,8 +13,9 @@ rule's env, every scientific package it loaded (also the ones loaded indirectly,
 parquet engine) comes from that env and not from the host's site-packages that Snakemake appends to
 sys.path, and cebra_core comes from this checkout's src/. A second, small run from an unrelated
 working folder (``--snakefile``/``--directory``) reuses the built envs. A fit killed mid-way and
-resumed without conda gives this run's numbers. The three tests share the sample run, so they
-live in one file: pytest-xdist's --dist loadfile runs them on one worker.
+resumed without conda gives this run's numbers, and a changed analysis key reruns the session
+check but no fit. The tests share the sample run, so they live in one file: pytest-xdist's --dist
+loadfile runs them on one worker.
 """
 
 from __future__ import annotations
@@ -27,11 +28,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, job_counts, kill_at_checkpoint, run_snakemake
+from conftest import REPO, SAMPLE_RUN, job_counts, kill_at_checkpoint, run_snakemake, write_config
 from test_conda_envs import IMPORT_TO_CONDA, rule_steps
 from test_workflow import fit_dir
-
-SAMPLE = REPO / "config" / "sample.yaml"
 
 
 def job_records(conda, work: Path) -> list[dict]:
@@ -117,7 +116,7 @@ def test_conda_run_from_another_folder(sample_run, conda_standin, tmp_path):
     elsewhere.mkdir()
     work = tmp_path / "work"
     target = "results/data/sessions/buddy.parquet"
-    proc = run_snakemake(work, *conda_standin.args, target, configfile=SAMPLE, env=conda_standin.env, cwd=elsewhere)
+    proc = run_snakemake(work, *conda_standin.args, target, configfile=SAMPLE_RUN, env=conda_standin.env, cwd=elsewhere)
     output = proc.stdout + proc.stderr
     assert "Creating conda environment" not in output
     assert (work / target).is_file() and not (elsewhere / "results").exists()
@@ -130,7 +129,7 @@ def test_killed_fit_resumes_and_matches(sample_run, tmp_path):
     gives the same numbers as the uninterrupted sample run (made with --use-conda: so the conda route
     and the plain route compute the same fit)."""
     target = "results/fits/all/seed0/single/cicero/embedding.parquet"
-    config = REPO / "config/sample.yaml"
+    config = SAMPLE_RUN
     checkpoints = tmp_path / "results/checkpoints/all/seed0/single"
     kill_at_checkpoint(tmp_path, target, configfile=config, checkpoints=checkpoints, pattern="cicero.pt")
     assert not (tmp_path / target).exists(), "the fit finished before it could be killed"
@@ -144,3 +143,13 @@ def test_killed_fit_resumes_and_matches(sample_run, tmp_path):
             pd.read_parquet(fit_dir(sample_run[0], "single/cicero") / name),
         )
     assert not list(checkpoints.glob("*.pt"))
+
+
+@pytest.mark.slow
+def test_a_changed_analysis_key_reruns_the_check_never_a_fit(sample_run, conda_standin, tmp_path):
+    """Every fit depends on results/data/checks.tsv (test_dry_run_builds_the_plans_dag), through
+    ancient(): on the finished sample run, a changed analysis key reruns the check, never a fit."""
+    changed = write_config(tmp_path / "changed.yaml", base=None, analysis={"decoding_neighbors": 20})
+    proc = run_snakemake(sample_run[0], *conda_standin.args, "--dry-run", "results/fits/all/seed0/single/buddy/model.pt",
+                         configfile=(*SAMPLE_RUN, changed), env=conda_standin.env)
+    assert job_counts(proc.stdout) == {"check_sessions": 1, "total": 1}, proc.stdout

@@ -34,7 +34,7 @@ from cebra_core.files import md5sum
 from conftest import kill_at_checkpoint, run_snakemake, skip_or_fail, write_config
 
 TARGETS = ("results/tables/consistency.csv",)
-ITERATIONS, CHECKPOINT_EVERY = 100, 20
+ITERATIONS, CHECKPOINT_EVERY = 60, 20
 TINY = dict(
     sessions=["achilles", "buddy"],
     seeds=[0],

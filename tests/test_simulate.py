@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cebra_core.rats import BIN_SECONDS, RAT_SHAPES, TRACK_LENGTH
-from cebra_core.simulate import BOTH, LEFT, RIGHT, simulate_session
+from cebra_core.simulate import BOTH, LEFT, RIGHT, Tuning, place_cells, simulate_session
 
 
 @pytest.mark.parametrize("name", sorted(RAT_SHAPES))
@@ -72,6 +72,20 @@ def test_place_fields_recoverable():
         if direction != BOTH:
             assert sim.neural[mask, i].mean() > 2 * sim.neural[~mask, i].mean()
     assert np.median(errors) < 0.06  # m; the tuning-curve peak finds the field centre
+
+
+def test_field_centres_follow_the_tunings_density():
+    """Tuning.center_beta places the fields: uniform by default (plain uniform draws), crowded at both
+    ends with Beta(0.5, 0.5), towards the start with Beta(2, 5) (mean 2/7 of the track)."""
+    n = 4000
+    uniform = place_cells(n, np.random.default_rng(1)).centers
+    np.testing.assert_array_equal(uniform, np.random.default_rng(1).uniform(0.0, TRACK_LENGTH, n))
+    ends = place_cells(n, np.random.default_rng(1), Tuning(center_beta=(0.5, 0.5))).centers / TRACK_LENGTH
+    outer = lambda x: np.mean((x < 0.1) | (x > 0.9))  # noqa: E731
+    assert outer(uniform / TRACK_LENGTH) == pytest.approx(0.2, abs=0.03)
+    assert outer(ends) == pytest.approx(0.41, abs=0.03)  # arcsine law: 4/pi * asin(sqrt(0.1))
+    start = place_cells(n, np.random.default_rng(1), Tuning(center_beta=(2.0, 5.0))).centers / TRACK_LENGTH
+    assert start.mean() == pytest.approx(2 / 7, abs=0.01) and 0 <= start.min() and start.max() <= 1
 
 
 def test_unknown_rat_and_bad_scale():

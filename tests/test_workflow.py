@@ -17,10 +17,10 @@ import yaml
 from cebra_core.planning import Plan
 from cebra_core.rats import RAT_SHAPES
 from cebra_core.simulate import MIN_BINS
-from conftest import (REPO, config_file, effective_config, expected_fits, job_counts, plan_for, run_snakemake,
-                      shared_file, snakemake_command, write_config)
+from conftest import (REPO, SAMPLE_RUN, config_file, effective_config, expected_fits, job_counts, plan_for,
+                      run_snakemake, shared_file, snakemake_command, write_config)
 
-SAMPLE = effective_config(REPO / "config/sample.yaml")
+SAMPLE = effective_config(*SAMPLE_RUN)  # the config of the suite's sample run
 RATS = ["achilles", "buddy", "cicero", "gatsby"]
 
 
@@ -250,10 +250,10 @@ def check_sample_outputs(work, *snakemake_args: str, env: dict | None = None):
     assert "A new, unseen rat" in report and "new_session_gatsby.csv" in report and "statistics.csv" in report
 
     logs = sorted(p.relative_to(work / "logs").as_posix() for p in (work / "logs").rglob("*.log"))
-    jobs = job_counts(run_snakemake(work, "--dry-run", "--forceall", configfile=REPO / "config/sample.yaml").stdout)
+    jobs = job_counts(run_snakemake(work, "--dry-run", "--forceall", configfile=SAMPLE_RUN).stdout)
     assert len(logs) == jobs["total"] - 1  # every job but `all` wrote its log
     assert not list((work / "results").rglob("*.part")) and not list((work / "results/checkpoints").rglob("*.pt"))
-    proc = run_snakemake(work, *snakemake_args, "--dry-run", configfile=REPO / "config/sample.yaml", env=env)
+    proc = run_snakemake(work, *snakemake_args, "--dry-run", configfile=SAMPLE_RUN, env=env)
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
@@ -343,9 +343,10 @@ def test_trial_protocol_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_real_data_smoke(tmp_path):
     """achilles + buddy from the shared folder through the local-sessions example config: the
-    notebook's job and the new session (the sample run covers the other targets)."""
+    notebook's job (the sample run covers the other targets; buddy adapted into an achilles model is
+    measured by benchmarks/bench_adapt.py --data real, at the iterations it needs)."""
     shared_file("buddy.jl"), shared_file("achilles_reconstructed.npz")
-    run_snakemake(tmp_path / "work", "figures", "new_session", "results/figures/loss.png",
+    run_snakemake(tmp_path / "work", "figures", "results/figures/loss.png",
                   configfile=REPO / "config/local.example.yaml")
     work = tmp_path / "work"
     for rat, shape in (("achilles", (10178, 120)), ("buddy", (6577, 48))):
@@ -356,11 +357,7 @@ def test_real_data_smoke(tmp_path):
     means = consistency.groupby("kind")["score"].mean()
     print(f"\nreal-data consistency: single {means['single']:.3f}, multi {means['multi']:.3f}")
     assert means["multi"] > means["single"]
-    # buddy adapted into a multi-session fit on achilles alone; at these 300 iterations the numbers
-    # are printed, not asserted (docs/evaluation.md, a new session)
-    consistency, errors = check_new_session(work, "buddy", ["achilles", "buddy"], [0])
-    assert errors["adapted"] < errors["random"]
-    for figure in ("embeddings", "consistency", "loss", "new_session_buddy"):
+    for figure in ("embeddings", "consistency", "loss"):
         assert_not_blank(work / f"results/figures/{figure}.png")
 
 
@@ -384,22 +381,11 @@ def test_sessions_checked_before_any_fit(tmp_path):
     assert "session 'long'" not in out and not (tmp_path / "work/results/data/checks.tsv").exists()
 
 
-def test_fits_wait_for_the_session_checks(tmp_path):
-    """Every fit depends on results/data/checks.tsv (test_dry_run_builds_the_plans_dag), through
-    ancient(): a changed analysis key reruns the check, never a fit."""
-    quick = write_config(tmp_path / "quick.yaml", cebra={"max_iterations": 5, "checkpoint_every": 5})
-    run_snakemake(tmp_path / "work", "results/fits/all/seed0/single/buddy/model.pt", configfile=quick)
-    changed = write_config(tmp_path / "changed.yaml", cebra={"max_iterations": 5, "checkpoint_every": 5},
-                           analysis={"decoding_neighbors": 20})
-    proc = run_snakemake(tmp_path / "work", "--dry-run", "results/fits/all/seed0/single/buddy/model.pt", configfile=changed)
-    counts = job_counts(proc.stdout)  # the check is rerun for the changed key, the fit is not
-    assert counts == {"check_sessions": 1, "total": 1}, proc.stdout
-
-
 @pytest.mark.slow
 def test_a_continuous_session_end_to_end(tmp_path):
-    """The notebook's job (`snakemake figures`) on sample rats given as files, one of them z-scored
-    (a calcium-like continuous signal, negative values) and declared `continuous`."""
+    """Two sample rats given as files, one of them z-scored (a calcium-like continuous signal, negative
+    values) and declared `continuous`: checked, imported, fitted single and multi, aligned and scored
+    (the sample run draws the figures from the same tables)."""
     from cebra_core.simulate import simulate_session
 
     paths = {}
@@ -414,15 +400,13 @@ def test_a_continuous_session_end_to_end(tmp_path):
                           data={"source": "local", "local": paths}, signals={"gatsby": "continuous"},
                           cebra={"batch_size": 128, "max_iterations": 60, "checkpoint_every": 60}, device="cpu")
     work = tmp_path / "work"
-    run_snakemake(work, "figures", configfile=config)
+    run_snakemake(work, "results/tables/consistency.csv", configfile=config)
     checks = pd.read_csv(work / "results/data/checks.tsv", sep="\t")
     assert checks["signal"].tolist() == ["counts", "continuous"]
     gatsby = pd.read_parquet(work / "results/data/sessions/gatsby.parquet")
     assert (gatsby.filter(regex=r"^n\d+$").to_numpy() < 0).any()  # imported as it is, negative values kept
     consistency = pd.read_parquet(work / "results/tables/consistency.parquet")
     assert len(consistency) == 2 * 2 and np.isfinite(consistency["score"]).all()
-    for figure in ("embeddings", "consistency"):
-        assert_not_blank(work / f"results/figures/{figure}.png")
 
     counts = write_config(tmp_path / "counts.yaml", base=None, **{**config_file(config), "signals": {}})
     proc = run_snakemake(tmp_path / "again", "results/data/checks.tsv", configfile=counts, check=False)

@@ -26,6 +26,9 @@ class Tuning:
     peak_rate: tuple[float, float] = (5.0, 20.0)  # Hz
     background: tuple[float, float] = (0.05, 0.5)  # Hz
     direction_p: tuple[float, float, float] = (0.4, 0.4, 0.2)  # P(RIGHT), P(LEFT), P(BOTH)
+    # Field centres along the track: position / TRACK_LENGTH ~ Beta(a, b); (1, 1) is uniform, (0.5, 0.5)
+    # crowds them at both ends, (2, 5) towards the start.
+    center_beta: tuple[float, float] = (1.0, 1.0)
 
 
 @dataclass
@@ -77,9 +80,13 @@ def simulate_trajectory(
 
 
 def place_cells(n_neurons: int, rng: np.random.Generator, tuning: Tuning = Tuning()) -> PlaceCells:
-    """Draw fields: centres uniform on the track, widths, peaks and directions from `tuning`."""
+    """Draw fields: centres, widths, peaks and directions from `tuning`."""
+    if tuning.center_beta == (1.0, 1.0):  # uniform through rng.uniform: the default rats do not depend on the option
+        centers = rng.uniform(0.0, TRACK_LENGTH, n_neurons)
+    else:
+        centers = TRACK_LENGTH * rng.beta(*tuning.center_beta, n_neurons)
     return PlaceCells(
-        centers=rng.uniform(0.0, TRACK_LENGTH, n_neurons),
+        centers=centers,
         sigmas=rng.uniform(*tuning.sigma, n_neurons),
         peak_rates=rng.uniform(*tuning.peak_rate, n_neurons),
         background=rng.uniform(*tuning.background, n_neurons),
