@@ -18,12 +18,14 @@ Scores of the new rat (means over seeds ± sd; each seed also draws the simulate
 - `err_pooled`: median position error (cm) on its test part, kNN decoder (k=36, cosine) fit on the
   trained rats' embeddings; `err_own`: the decoder fit on its own train part instead.
 
-    PYTHONPATH=src python benchmarks/bench_adapt.py [--data sim real] [--seeds 0 1 2]
+    PYTHONPATH=src python benchmarks/bench_adapt.py [--data sim real] [--seeds 0 1 2] [--unlike NAME ...]
         [--iterations 1000] [--real-iterations 2000] [--adapt-iterations N] [--json out.json]
 
-The issue-12 tables came from (1 torch thread each, on a shared 2-core CPU):
-    --data sim --iterations 1000 --scale 0.15 --methods <all but "lr x10">            (~35 min)
-    --data sim --iterations 300 --batch-size 128 --scale 0.08 --methods <the same>    (~10 min)
+With --json, a data set and seed already in that file are not run again: a stopped run resumes.
+The tables of docs/evaluation.md ("A new, unseen session") came from (1 torch thread each):
+    --data sim --iterations 1000 --scale 0.15 --methods "all layers, regression init (new default)"
+        "all layers, regression init, lr x3, 3x iterations" --json unlike.json    (~25 min per rat and seed)
+    --data sim --unlike wide-weak --iterations 1000 --scale 0.15 --methods <the first seven>
     --data real --real-iterations 2000 --methods <old, all layers x random/regression, regression only>  (~60 min)
 """
 

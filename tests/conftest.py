@@ -212,13 +212,12 @@ def sample_run(conda_standin, tmp_path_factory) -> tuple[Path, str, int]:
     Every test of the finished sample run uses this one run (tests/test_conda.py checks every output
     and env; tests/test_workflow.py resumes a killed fit against it). The plain route (no conda) runs
     end to end in the real-data smoke run and the sweep run."""
-    sample = SAMPLE_RUN
     work = tmp_path_factory.mktemp("sample")
     start = time.monotonic()
-    proc = run_snakemake(work, *conda_standin.args, configfile=sample, env=conda_standin.env)
+    proc = run_snakemake(work, *conda_standin.args, configfile=SAMPLE_RUN, env=conda_standin.env)
     wall = time.monotonic() - start
     output = proc.stdout + proc.stderr
-    run_snakemake(work, *conda_standin.args, "--report", "report.html", configfile=sample, env=conda_standin.env)
+    run_snakemake(work, *conda_standin.args, "--report", "report.html", configfile=SAMPLE_RUN, env=conda_standin.env)
     print(f"\nsample workflow with --use-conda (stand-in): {wall:.0f} s wall")
     return work, output, output.count("Creating conda environment")
 

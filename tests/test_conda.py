@@ -129,13 +129,12 @@ def test_killed_fit_resumes_and_matches(sample_run, tmp_path):
     gives the same numbers as the uninterrupted sample run (made with --use-conda: so the conda route
     and the plain route compute the same fit)."""
     target = "results/fits/all/seed0/single/cicero/embedding.parquet"
-    config = SAMPLE_RUN
     checkpoints = tmp_path / "results/checkpoints/all/seed0/single"
-    kill_at_checkpoint(tmp_path, target, configfile=config, checkpoints=checkpoints, pattern="cicero.pt")
+    kill_at_checkpoint(tmp_path, target, configfile=SAMPLE_RUN, checkpoints=checkpoints, pattern="cicero.pt")
     assert not (tmp_path / target).exists(), "the fit finished before it could be killed"
 
-    run_snakemake(tmp_path, "--unlock", configfile=config)
-    run_snakemake(tmp_path, target, "--rerun-incomplete", configfile=config)
+    run_snakemake(tmp_path, "--unlock", configfile=SAMPLE_RUN)
+    run_snakemake(tmp_path, target, "--rerun-incomplete", configfile=SAMPLE_RUN)
     assert "resuming from checkpoint" in (tmp_path / "logs/fits/all/seed0/single/cicero.log").read_text()
     for name in ("embedding.parquet", "loss.parquet"):
         pd.testing.assert_frame_equal(
@@ -150,6 +149,7 @@ def test_a_changed_analysis_key_reruns_the_check_never_a_fit(sample_run, conda_s
     """Every fit depends on results/data/checks.tsv (test_dry_run_builds_the_plans_dag), through
     ancient(): on the finished sample run, a changed analysis key reruns the check, never a fit."""
     changed = write_config(tmp_path / "changed.yaml", base=None, analysis={"decoding_neighbors": 20})
-    proc = run_snakemake(sample_run[0], *conda_standin.args, "--dry-run", "results/fits/all/seed0/single/buddy/model.pt",
-                         configfile=(*SAMPLE_RUN, changed), env=conda_standin.env)
+    target = "results/fits/all/seed0/single/buddy/model.pt"
+    proc = run_snakemake(sample_run[0], *conda_standin.args, "--dry-run", target, configfile=(*SAMPLE_RUN, changed),
+                         env=conda_standin.env)
     assert job_counts(proc.stdout) == {"check_sessions": 1, "total": 1}, proc.stdout
