@@ -24,8 +24,8 @@ Scores of the new rat (means over seeds ± sd; each seed also draws the simulate
 With --json, a data set and seed already in that file are not run again: a stopped run resumes.
 The tables of docs/evaluation.md ("A new, unseen session") came from (1 torch thread each):
     --data sim --iterations 1000 --scale 0.15 --methods "all layers, regression init (new default)"
-        "all layers, regression init, lr x3, 3x iterations" --json unlike.json    (~25 min per rat and seed)
-    --data sim --unlike wide-weak --iterations 1000 --scale 0.15 --methods <the first seven>
+        "all layers, regression init, lr x3, 3x iterations" --json unlike.json    (~6 min per rat and seed)
+    --data sim --unlike wide-weak --iterations 1000 --scale 0.15 --methods <the first six but "lr x10">
     --data real --real-iterations 2000 --methods <old, all layers x random/regression, regression only>  (~60 min)
 """
 
@@ -71,8 +71,6 @@ METHODS = {
     "first layer, regression init": dict(layers="first", init="regression"),
     "all layers, random init": dict(layers="all", init="random"),
     "all layers, regression init (new default)": dict(layers="all", init="regression"),
-    "all layers, regression init, 3x iterations": dict(layers="all", init="regression", iterations_factor=3),
-    "all layers, regression init, lr x3": dict(layers="all", init="regression", learning_rate_factor=3),
     "all layers, regression init, lr x3, 3x iterations": dict(layers="all", init="regression",
                                                               learning_rate_factor=3, iterations_factor=3),
     "regression init only (0 iterations)": dict(layers="all", init="regression", iterations_factor=0),
