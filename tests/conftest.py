@@ -210,8 +210,8 @@ def sample_run(conda_standin, tmp_path_factory) -> tuple[Path, str, int]:
     once per test session, then its report: (work folder, snakemake's output, envs it built).
 
     Every test of the finished sample run uses this one run (tests/test_conda.py checks every output
-    and env; tests/test_workflow.py resumes a killed fit against it). The plain route (no conda) runs
-    end to end in the real-data smoke run and the sweep run."""
+    and env, resumes a killed fit against it and dry-runs a changed config on it). The plain route
+    (no conda) runs end to end in the real-data smoke run and the sweep run."""
     work = tmp_path_factory.mktemp("sample")
     start = time.monotonic()
     proc = run_snakemake(work, *conda_standin.args, configfile=SAMPLE_RUN, env=conda_standin.env)
