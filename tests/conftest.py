@@ -176,9 +176,9 @@ class CondaStandIn:
 
     A real conda environment holds compiled bytecode (conda compiles at install). The stand-in
     installs without it (pip --no-compile: a minute less per build), so the jobs cache bytecode as
-    they import, under one PYTHONPYCACHEPREFIX outside the environments and the checkout (the one
-    .ci/run sets, else one of the session's), even where PYTHONDONTWRITEBYTECODE is set: otherwise
-    every job compiles torch, pandas and matplotlib anew, which doubled the sample run's CPU time.
+    they import, under one PYTHONPYCACHEPREFIX outside the environments and the checkout, even where
+    PYTHONDONTWRITEBYTECODE is set: otherwise every job compiles torch, pandas and matplotlib anew,
+    which doubled the sample run's CPU time.
     """
 
     BIN = REPO / "tests" / "conda" / "bin"
@@ -188,7 +188,7 @@ class CondaStandIn:
         self.trace = root / "trace"
         self.args = ("--use-conda", "--conda-prefix", str(self.prefix))
         self.env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")}
-        self.env.setdefault("PYTHONPYCACHEPREFIX", str(root / "pycache"))
+        self.env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
         self.env["PATH"] = os.pathsep.join([str(self.BIN), str(Path(sys.executable).parent), self.env.get("PATH", "")])
         self.env["CONDA_STANDIN_TRACE"] = str(self.trace)
         self.env.setdefault("MPLBACKEND", "Agg")
