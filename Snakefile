@@ -4,7 +4,7 @@
 # -> alignment -> consistency, decoding, statistics -> figures -> report; and a new session: a
 # multi-session fit without one rat, that rat adapted into it, scored on its test part
 # (new_session.smk); and, as its own target, a parameter sweep (snakemake sweep, sweep.smk).
-# The plan (which fits, splits, targets) is cebra_core.planning's; all science lives in cebra_core.
+# The plan (which fits, splits and targets, every output path) is cebra_workflow's; all science lives in cebra_core.
 
 from snakemake.utils import min_version
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import time
 import warnings
 from pathlib import Path
@@ -43,13 +42,13 @@ import numpy as np
 import torch
 
 from cebra_core import CEBRA
-from cebra_core.adaptation import new_session_encoder
-from cebra_core.data import load_session
-from cebra_core.decoding import knn_decode, pooled_decode
-from cebra_core.metrics import consistency_score
-from cebra_core.model import embed_sequence
-from cebra_core.rats import RAT_SHAPES
-from cebra_core.simulate import Tuning, simulate_session
+from cebra_core.engine.adaptation import new_session_encoder
+from cebra_core.analysis.decoding import knn_decode, pooled_decode
+from cebra_core.analysis.metrics import consistency_score
+from cebra_core.engine.model import embed_sequence
+from cebra_core.sessions.rats import RAT_SHAPES
+from cebra_core.sessions.simulate import Tuning, simulate_session
+from real_sessions import load_real
 
 TRAIN_FRACTION = 0.8
 # The new rat unlike the trained ones (their tuning: `Tuning()`, 10-30 cm fields uniform on the
@@ -61,7 +60,6 @@ UNLIKE = {
     "few-start": (Tuning(sigma=(0.1, 0.3), peak_rate=(2.0, 8.0), background=(0.1, 1.0), center_beta=(2.0, 5.0)), 30),
 }
 SIM_TRAINED, SIM_NEW = ("achilles", "buddy", "cicero"), "gatsby"
-REAL_FILES = {"achilles": "achilles_reconstructed.npz", "buddy": "buddy.jl"}
 REAL_TRAINED, REAL_NEW = ("achilles",), "buddy"
 # name -> CEBRA.adapt keywords ("iterations_factor" multiplies the adapt iterations)
 METHODS = {
@@ -88,8 +86,7 @@ def sim_data(seed: int, scale: float, unlike: str) -> tuple[dict, str]:
 
 
 def real_data() -> tuple[dict, str]:
-    folder = Path(os.environ.get("CEBRA_SHARED_DATA", "/work/shared/data")) / "rat_hippocampus"
-    return {r: load_session(folder / f, session=r) for r, f in REAL_FILES.items()}, REAL_NEW
+    return {r: load_real(r) for r in (*REAL_TRAINED, REAL_NEW)}, REAL_NEW
 
 
 def _mean_with_new(scores, pairs, new: str) -> float:

@@ -39,7 +39,7 @@ def child(n_data: int, n_ref: int, seed: int) -> dict:
 
     import numpy as np
 
-    from cebra_core.alignment import OrthogonalProcrustesAlignment
+    from cebra_core.analysis.alignment import OrthogonalProcrustesAlignment
 
     rng = np.random.default_rng(seed)
     ref_label, label = _labels(rng, n_ref), _labels(rng, n_data)

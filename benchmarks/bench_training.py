@@ -42,8 +42,8 @@ def write_sessions(names: list[str], length: int | None, path: str) -> None:
     """Simulate sessions with the real shapes (or a synthetic length, for the T-scaling case) into an .npz."""
     import numpy as np
 
-    from cebra_core.rats import RAT_SHAPES
-    from cebra_core.simulate import simulate, simulate_session
+    from cebra_core.sessions.rats import RAT_SHAPES
+    from cebra_core.sessions.simulate import simulate, simulate_session
 
     if length is not None:
         sims = [simulate(length, RAT_SHAPES[names[0]][1], seed=0)]
@@ -75,7 +75,7 @@ def _compile_step(mode: str) -> None:
     """Run cebra_core's fits with their training step compiled by torch.compile(mode=mode)."""
     import torch
 
-    from cebra_core import training
+    from cebra_core.engine import training
 
     compiled = torch.compile(training.contrastive_step, mode=mode)
     training.train.__kwdefaults__["step"] = compiled  # the default `step` of every fit in this process
@@ -157,7 +157,7 @@ def main() -> None:
 
     import torch
 
-    from cebra_core.estimator import resolve_device
+    from cebra_core.engine.estimator import resolve_device
 
     try:  # a device torch does not see: say so now, not in every case
         resolve_device(args.device)

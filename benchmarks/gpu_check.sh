@@ -37,7 +37,7 @@ python -c "import torch, cebra_core, cebra; print('torch', torch.__version__, 'C
 'cebra_core', cebra_core.__version__, 'cebra', cebra.__version__)"
 python - "$DEVICE" <<'EOF'
 import sys
-from cebra_core.estimator import resolve_device
+from cebra_core.engine.estimator import resolve_device
 resolve_device(sys.argv[1])  # stops here, with what torch sees, where the GPU is missing
 EOF
 

@@ -12,21 +12,17 @@ The paper's Table S2 (achilles, CEBRA-Behavior, 10 seeds x 3 splits): 5.46 +- 0.
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from cebra_core import CEBRA
-from cebra_core.data import load_session
-from cebra_core.decoding import N_NEIGHBORS, cross_decode
-from cebra_core.splits import Split, transform_parts
-from cebra_core.stats import mean_sd
+from cebra_core.analysis.decoding import N_NEIGHBORS, cross_decode
+from cebra_core.analysis.splits import Split, transform_parts
+from cebra_core.analysis.stats import mean_sd
+from real_sessions import FILES, load_real
 
-FILES = {"achilles": "achilles_reconstructed.npz", "buddy": "buddy.jl"}
-BUDDY_MD5 = "36341322907708c466871bf04bc133c2"
 
 
 def score(transform, neural, labels, split) -> float:
@@ -46,8 +42,7 @@ def main() -> None:
     parser.add_argument("--cebra", action="store_true", help="also CEBRA 0.6.1 on the same split")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    path = Path(os.environ["CEBRA_SHARED_DATA"]) / "rat_hippocampus" / FILES[args.session]
-    neural, labels = load_session(path, session=args.session, md5=BUDDY_MD5 if args.session == "buddy" else None)
+    neural, labels = load_real(args.session)
     split = Split(fold=0, folds=1, test_fraction=0.2)
     train = ~split.test_mask(len(neural))
     settings = dict(batch_size=512, learning_rate=3e-4, temperature=1.0, max_iterations=args.iterations,

@@ -1,5 +1,5 @@
 """The CEBRA paper's decoding protocol on the real rats, cebra_core beside CEBRA 0.6.1: CEBRA's
-3-fold trial split (cebra_core.trials), encoder fitted on the train trials, kNN decoder fitted on
+3-fold trial split (cebra_core.analysis.trials), encoder fitted on the train trials, kNN decoder fitted on
 the train trials' embedding with k chosen on the validation trials, median absolute position
 error and R² on the test trials; per (engine, rat, split number, seed).
 
@@ -27,13 +27,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from heldout_decoding import BUDDY_MD5, FILES  # noqa: E402
+from real_sessions import FILES, load_real  # noqa: E402
 
 from cebra_core import CEBRA  # noqa: E402
-from cebra_core.data import load_session  # noqa: E402
-from cebra_core.decoding import K_GRID, validated_decode  # noqa: E402
-from cebra_core.splits import transform_runs  # noqa: E402
-from cebra_core.trials import TRIAL_SPLITS, TrialSplit  # noqa: E402
+from cebra_core.analysis.decoding import K_GRID, validated_decode  # noqa: E402
+from cebra_core.analysis.splits import transform_runs  # noqa: E402
+from cebra_core.analysis.trials import TRIAL_SPLITS, TrialSplit  # noqa: E402
 
 # The CEBRA-Behavior fits behind the paper's Table S2 (and Fig. 2d): every row of
 # AdaptiveMotorControlLab/cebra-figures data/results_v1/cebra-b.csv (read by src/Figure2.py) has
@@ -168,9 +167,8 @@ def main() -> None:
     fit = {**PAPER_FIT, "max_iterations": args.iterations, "batch_size": args.batch_size}
     folder = settings_dir(args.out, fit, args.k_grid)
     if not args.summary:
-        root = Path(os.environ["CEBRA_SHARED_DATA"]) / "rat_hippocampus"
         for rat in args.rats:
-            x, y = load_session(root / FILES[rat], session=rat, md5=BUDDY_MD5 if rat == "buddy" else None)
+            x, y = load_real(rat)
             for engine in args.engines:
                 for seed in args.seeds:
                     for split_no in args.splits:

@@ -5,9 +5,9 @@
 
 rule align:
     input:
-        kind_embeddings,
+        lambda wildcards: plan.kind_embeddings(wildcards.kind, wildcards.seed),
     output:
-        "results/alignment/seed{seed}/{kind}.parquet",
+        paths.ALIGNED,
     log:
         "logs/analysis/align/seed{seed}/{kind}.log",
     benchmark:
@@ -18,19 +18,18 @@ rule align:
         "../../envs/analysis.yaml"
     params:
         sessions=SESSIONS,
-        top_k=config["analysis"]["alignment_top_k"],
+        top_k=lookup(dpath="analysis/alignment_top_k", within=config),
     script:
         "../scripts/align.py"
 
 
 rule consistency:
     input:
-        single=all_seeds(rules.align.output[0], kind="single"),
-        multi=all_seeds(rules.align.output[0], kind="multi"),
+        expand(paths.ALIGNED, seed=plan.seeds, kind=["single", "multi"]),
     output:
-        table="results/tables/consistency.parquet",
+        table=paths.CONSISTENCY,
         csv=report(
-            "results/tables/consistency.csv",
+            paths.CONSISTENCY_CSV,
             caption="../report/consistency_table.rst",
             category="Consistency",
         ),
@@ -44,19 +43,18 @@ rule consistency:
         "../../envs/analysis.yaml"
     params:
         sessions=SESSIONS,
-        seeds=SEEDS,
-        bins=config["analysis"]["consistency_bins"],
+        bins=lookup(dpath="analysis/consistency_bins", within=config),
     script:
         "../scripts/consistency.py"
 
 
 rule decoding:
     input:
-        [path for group in plan.heldout_groups() for path in group["paths"]],
+        **plan.heldout_inputs(),
     output:
-        table="results/tables/decoding.parquet",
+        table=paths.DECODING,
         csv=report(
-            "results/tables/decoding.csv",
+            paths.DECODING_CSV,
             caption="../report/decoding.rst",
             category="Decoding",
         ),
@@ -71,9 +69,9 @@ rule decoding:
     params:
         groups=plan.heldout_groups(),
         sessions=SESSIONS,
-        neighbors=config["analysis"]["decoding_neighbors"],
-        top_k=config["analysis"]["alignment_top_k"],
-        min_coverage=config["evaluation"]["min_coverage"],
+        neighbors=lookup(dpath="analysis/decoding_neighbors", within=config),
+        top_k=lookup(dpath="analysis/alignment_top_k", within=config),
+        min_coverage=lookup(dpath="evaluation/min_coverage", within=config),
         k_grid=plan.decoding_k_grid(),
     script:
         "../scripts/decoding.py"
@@ -83,16 +81,12 @@ rule statistics:
     input:
         consistency=rules.consistency.output.table,
         decoding=rules.decoding.output.table,
-        single=[
-            fit_file("embedding.parquet", "all", seed, f"single/{s}")
-            for seed in SEEDS
-            for s in SESSIONS
-        ],
-        multi=all_seeds(fit_file("embedding.parquet", "all", "{seed}", "multi")),
+        single=plan.whole_session_embeddings("single"),
+        multi=plan.whole_session_embeddings("multi"),
     output:
-        table="results/tables/statistics.parquet",
+        table=paths.STATISTICS,
         csv=report(
-            "results/tables/statistics.csv",
+            paths.STATISTICS_CSV,
             caption="../report/statistics.rst",
             category="Statistics",
         ),

@@ -3,11 +3,11 @@
 # checked against what the fits and analyses need.
 
 
-if SOURCE == "published":
+if plan.source == "published":
 
     rule download_session:
         output:
-            "results/data/raw/{session}.jl",
+            paths.RAW_SESSION,
         log:
             "logs/data/download_{session}.log",
         benchmark:
@@ -16,16 +16,16 @@ if SOURCE == "published":
         conda:
             "../../envs/data.yaml"
         params:
-            download=config["data"]["download"],
+            download=lookup(dpath="data/download", within=config),
         script:
             "../scripts/download_session.py"
 
 
-if SOURCE == "simulate":
+if plan.source == "simulate":
 
     rule simulate_session:
         output:
-            "results/data/sessions/{session}.parquet",
+            paths.SESSION_TABLE,
         log:
             "logs/data/simulate_{session}.log",
         benchmark:
@@ -35,7 +35,7 @@ if SOURCE == "simulate":
         conda:
             "../../envs/data.yaml"
         params:
-            simulate=config["data"]["simulate"],
+            simulate=lookup(dpath="data/simulate", within=config),
         script:
             "../scripts/simulate_session.py"
 
@@ -43,9 +43,9 @@ else:
 
     rule import_session:
         input:
-            session_file,
+            raw=lambda wildcards: plan.session_file(wildcards.session),
         output:
-            "results/data/sessions/{session}.parquet",
+            paths.SESSION_TABLE,
         log:
             "logs/data/import_{session}.log",
         benchmark:
@@ -55,9 +55,9 @@ else:
         conda:
             "../../envs/data.yaml"
         params:
-            md5=session_md5,
-            nwb=session_nwb,
-            signals=config["signals"],
+            md5=lambda wildcards: plan.session_md5(wildcards.session),
+            nwb=lambda wildcards: plan.session_nwb(wildcards.session),
+            signals=lookup(dpath="signals", within=config),
         script:
             "../scripts/import_session.py"
 
@@ -66,9 +66,9 @@ else:
 # file as an ancient() input: a changed analysis key reruns the check, never a fit).
 rule check_sessions:
     input:
-        [session_table(s) for s in SESSIONS],
+        **session_tables(SESSIONS),
     output:
-        "results/data/checks.tsv",
+        paths.CHECKS,
     log:
         "logs/data/check_sessions.log",
     benchmark:
@@ -81,6 +81,6 @@ rule check_sessions:
         sessions=SESSIONS,
         needs=plan.session_needs(),
         sources=plan.session_sources(),
-        signals=config["signals"],
+        signals=lookup(dpath="signals", within=config),
     script:
         "../scripts/check_sessions.py"

@@ -4,15 +4,15 @@
 
 rule plot_embeddings:
     input:
-        single=rules.align.output[0].format(seed=FIRST_SEED, kind="single"),
-        multi=rules.align.output[0].format(seed=FIRST_SEED, kind="multi"),
+        single=fill(paths.ALIGNED, seed=FIRST_SEED, kind="single"),
+        multi=fill(paths.ALIGNED, seed=FIRST_SEED, kind="multi"),
     output:
         png=report(
-            "results/figures/embeddings.png",
+            paths.figure("embeddings"),
             caption="../report/embeddings.rst",
             category="Embeddings",
         ),
-        pdf="results/figures/embeddings.pdf",
+        pdf=paths.figure("embeddings", "pdf"),
     log:
         "logs/figures/embeddings.log",
     benchmark:
@@ -33,7 +33,7 @@ rule plot_embeddings_3d:
         multi=rules.plot_embeddings.input.multi,
     output:
         report(
-            "results/figures/embeddings_3d/{session}.html",
+            paths.EMBEDDINGS_3D,
             caption="../report/embeddings_3d.rst",
             category="Embeddings",
             subcategory="Interactive 3-D, one page per rat",
@@ -58,11 +58,11 @@ rule plot_consistency:
         rules.consistency.output.table,
     output:
         png=report(
-            "results/figures/consistency.png",
+            paths.figure("consistency"),
             caption="../report/consistency.rst",
             category="Consistency",
         ),
-        pdf="results/figures/consistency.pdf",
+        pdf=paths.figure("consistency", "pdf"),
     log:
         "logs/figures/consistency.log",
     benchmark:
@@ -81,17 +81,17 @@ rule plot_consistency:
 rule plot_loss:
     input:
         single=[
-            fit_file("loss.parquet", "all", FIRST_SEED, f"single/{s}")
-            for s in SESSIONS
+            fit_file(paths.FIT_LOSS, "all", FIRST_SEED, fit)
+            for fit in plan.kind_fits("single")
         ],
-        multi=fit_file("loss.parquet", "all", FIRST_SEED, "multi"),
+        multi=fit_file(paths.FIT_LOSS, "all", FIRST_SEED, "multi"),
     output:
         png=report(
-            "results/figures/loss.png",
+            paths.figure("loss"),
             caption="../report/loss.rst",
             category="Training",
         ),
-        pdf="results/figures/loss.pdf",
+        pdf=paths.figure("loss", "pdf"),
     log:
         "logs/figures/loss.log",
     benchmark:
@@ -102,7 +102,7 @@ rule plot_loss:
         "../../envs/figures.yaml"
     params:
         sessions=SESSIONS,
-        batch_size=config["cebra"]["batch_size"],
+        batch_size=lookup(dpath="cebra/batch_size", within=config),
     script:
         "../scripts/plot_loss.py"
 
@@ -112,11 +112,11 @@ rule plot_summary:
         statistics=rules.statistics.output.table,
     output:
         png=report(
-            "results/figures/summary.png",
+            paths.figure("summary"),
             caption="../report/summary.rst",
             category="Statistics",
         ),
-        pdf="results/figures/summary.pdf",
+        pdf=paths.figure("summary", "pdf"),
     log:
         "logs/figures/summary.log",
     benchmark:

@@ -2,22 +2,22 @@
 # multi_without/<session> (the leave-one-out fit, new_session.smk); {split} is all (whole sessions),
 # a held-out fold (trained on the train parts only) or sweep/<point> (a sweep's grid point, trained
 # on the train parts without their validation parts: sweep.smk); {seed} one of the seeds.
-# Each keeps a checkpoint under results/checkpoints/ (not an output) and resumes from it.
+# A running fit keeps a checkpoint beside its model and resumes from it (cebra_core.steps.fits).
 
 
 rule fit:
     input:
-        sessions=fit_inputs,
-        checks=ancient("results/data/checks.tsv"),  # every session checked first (data.smk)
+        unpack(fit_sessions),
+        checks=ancient(paths.CHECKS),  # every session checked first (data.smk)
     output:
-        model=fit_file("model.pt"),
-        loss=fit_file("loss.parquet"),
-        embedding=fit_file("embedding.parquet"),
+        model=paths.FIT_MODEL,
+        loss=paths.FIT_LOSS,
+        embedding=paths.FIT_EMBEDDING,
     log:
         "logs/fits/{split}/seed{seed}/{fit}.log",
     benchmark:
-        "results/benchmarks/fit/{split}/seed{seed}/{fit}.tsv"
-    priority: fit_priority
+        paths.FIT_BENCHMARK
+    priority: lambda wildcards: plan.fit_priority(wildcards.fit)
     conda:
         "../../envs/fit.yaml"
     threads: config["fit_threads"]
@@ -25,10 +25,10 @@ rule fit:
         **gpu_resources(),
     params:
         sessions=lambda wildcards: plan.fit_sessions(wildcards.fit),
+        kind=lambda wildcards: plan.fit_kind(wildcards.fit),
         cebra=lambda wildcards: plan.fit_cebra(wildcards.split),
         split=lambda wildcards: plan.split_params(wildcards.split),
-        device=config["device"],
-        signals=config["signals"],
-        checkpoint="results/checkpoints/{split}/seed{seed}/{fit}.pt",
+        device=lookup(dpath="device", within=config),
+        signals=lookup(dpath="signals", within=config),
     script:
         "../scripts/fit.py"

@@ -6,12 +6,12 @@
 
 rule adapt_session:
     input:
-        model=fit_file("model.pt", "{fold}", "{seed}", "multi_without/{session}"),
-        sessions=[session_table(s) for s in SESSIONS],
+        **session_tables(SESSIONS),
+        model=fit_file(paths.FIT_MODEL, "{fold}", "{seed}", "multi_without/{session}"),
     output:
-        model="results/new_session/{fold}/seed{seed}/{session}/model.pt",
-        embedding="results/new_session/{fold}/seed{seed}/{session}/embedding.parquet",
-        untrained="results/new_session/{fold}/seed{seed}/{session}/untrained.parquet",
+        model=paths.ADAPTED_MODEL,
+        embedding=paths.ADAPTED_EMBEDDING,
+        untrained=paths.UNTRAINED_EMBEDDING,
     log:
         "logs/new_session/{fold}/seed{seed}/adapt_{session}.log",
     benchmark:
@@ -23,36 +23,22 @@ rule adapt_session:
         **gpu_resources(),
     params:
         sessions=SESSIONS,
-        trained=TRAINED,
+        trained=plan.trained,
         split=lambda wildcards: plan.split_params(wildcards.fold),
-        iterations=config["new_session"]["iterations"],
-        device=config["device"],
-        signals=config["signals"],
+        iterations=lookup(dpath="new_session/iterations", within=config),
+        device=lookup(dpath="device", within=config),
+        signals=lookup(dpath="signals", within=config),
     script:
         "../scripts/adapt_session.py"
 
 
 rule score_new_session:
     input:
-        adapted=all_seeds(
-            rules.adapt_session.output.embedding, fold=FOLDS, session="{session}"
-        ),
-        untrained=all_seeds(
-            rules.adapt_session.output.untrained, fold=FOLDS, session="{session}"
-        ),
-        single=[
-            fit_file("embedding.parquet", fold, seed, f"single/{s}")
-            for seed in SEEDS
-            for fold in FOLDS
-            for s in SESSIONS
-        ],
-        multi=all_seeds(
-            fit_file("embedding.parquet", "{fold}", "{seed}", "multi"), fold=FOLDS
-        ),
+        unpack(lambda wildcards: plan.new_session_inputs(wildcards.session)),
     output:
-        table="results/tables/new_session_{session}.parquet",
+        table=paths.NEW_SESSION,
         csv=report(
-            "results/tables/new_session_{session}.csv",
+            paths.NEW_SESSION_CSV,
             caption="../report/new_session_table.rst",
             category="New session",
         ),
@@ -66,10 +52,10 @@ rule score_new_session:
         "../../envs/analysis.yaml"
     params:
         sessions=SESSIONS,
-        runs=[{"seed": int(seed), "fold": fold} for seed in SEEDS for fold in FOLDS],
-        bins=config["analysis"]["consistency_bins"],
-        neighbors=config["analysis"]["decoding_neighbors"],
-        min_coverage=config["evaluation"]["min_coverage"],
+        runs=plan.new_session_runs(),
+        bins=lookup(dpath="analysis/consistency_bins", within=config),
+        neighbors=lookup(dpath="analysis/decoding_neighbors", within=config),
+        min_coverage=lookup(dpath="evaluation/min_coverage", within=config),
     script:
         "../scripts/score_new_session.py"
 
@@ -79,11 +65,11 @@ rule plot_new_session:
         rules.score_new_session.output.table,
     output:
         png=report(
-            "results/figures/new_session_{session}.png",
+            paths.figure("new_session_{session}"),
             caption="../report/new_session.rst",
             category="New session",
         ),
-        pdf="results/figures/new_session_{session}.pdf",
+        pdf=paths.figure("new_session_{session}", "pdf"),
     log:
         "logs/figures/new_session_{session}.log",
     benchmark:

@@ -1,20 +1,20 @@
 # Parameter sweeps (`snakemake sweep`): every grid point x seed is a job of the one fit rule, on the
-# split sweep/<point> (train parts without their validation parts; common.smk names the points),
+# split sweep/<point> (train parts without their validation parts; the plan names the points),
 # so --cores or a cluster runs them side by side. One job then scores them on the validation parts,
 # chooses, and scores the chosen point (and the reference) on the test parts.
 
 
 rule sweep_table:
     input:
-        sweep_inputs,
+        unpack(lambda wildcards: plan.sweep_inputs()),
     output:
-        table="results/tables/sweep.parquet",
+        table=paths.SWEEP,
         csv=report(
-            "results/tables/sweep.csv",
+            paths.SWEEP_CSV,
             caption="../report/sweep_table.rst",
             category="Parameter sweep",
         ),
-        chosen="results/sweep/chosen.yaml",
+        chosen=paths.SWEEP_CHOSEN,
     log:
         "logs/sweep/table.log",
     group:
@@ -24,9 +24,9 @@ rule sweep_table:
     params:
         runs=lambda wildcards: plan.sweep_runs(),
         sessions=plan.sweep_sessions,
-        select_by=config["sweep"]["select_by"],
-        neighbors=config["analysis"]["decoding_neighbors"],
-        bins=config["analysis"]["consistency_bins"],
+        select_by=lookup(dpath="sweep/select_by", within=config),
+        neighbors=lookup(dpath="analysis/decoding_neighbors", within=config),
+        bins=lookup(dpath="analysis/consistency_bins", within=config),
     script:
         "../scripts/sweep_table.py"
 
@@ -36,11 +36,11 @@ rule plot_sweep:
         table=rules.sweep_table.output.table,
     output:
         png=report(
-            "results/figures/sweep.png",
+            paths.figure("sweep"),
             caption="../report/sweep.rst",
             category="Parameter sweep",
         ),
-        pdf="results/figures/sweep.pdf",
+        pdf=paths.figure("sweep", "pdf"),
     log:
         "logs/figures/sweep.log",
     group:
@@ -55,4 +55,4 @@ rule plot_sweep:
 
 rule sweep:
     input:
-        sweep_targets,
+        lambda wildcards: plan.sweep_targets(),

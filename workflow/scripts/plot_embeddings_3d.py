@@ -1,18 +1,13 @@
-"""One rat's interactive 3-D embeddings (aligned single-session beside multi-session), as an offline HTML page."""
+"""One session's interactive 3-D embeddings, as an offline HTML page."""
 
-import logging
-
-from common import start
+from common import run, start
 
 start(snakemake)
 
-import pandas as pd
+from cebra_core.steps.figures import embeddings_3d  # noqa: E402
 
-from cebra_core.interactive import plot_embeddings_3d, write_html
-from cebra_core.plots import embedding_panels
-
-rat = snakemake.wildcards.session
-single, multi = (embedding_panels(pd.read_parquet(p), snakemake.params.sessions) for p in snakemake.input)
-figure = plot_embeddings_3d(rat, single, multi)
-page = write_html(figure, snakemake.output[0], div_id=f"embeddings-3d-{rat}")
-logging.info("wrote %s (%.1f MB)", page, page.stat().st_size / 1e6)
+run(
+    embeddings_3d,
+    single=snakemake.input.single, multi=snakemake.input.multi, html=snakemake.output[0],
+    session=snakemake.wildcards.session, sessions=snakemake.params.sessions,
+)

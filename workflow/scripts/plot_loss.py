@@ -1,25 +1,13 @@
-"""Training loss curves of the first seed's whole-session fits (single-session per rat, and multi-session)."""
+"""Training loss curves of the first seed's whole-session fits."""
 
-from common import start
+from common import run, start
 
 start(snakemake)
 
-import pandas as pd
+from cebra_core.steps.figures import loss  # noqa: E402
 
-from cebra_core.plots import plot_loss_curves, save_figure
-
-batch, sessions = snakemake.params.batch_size, len(snakemake.params.sessions)
-histories = {}
-for path in [*snakemake.input.single, snakemake.input.multi]:
-    table = pd.read_parquet(path).sort_values("iteration")
-    name = table["fit"].iloc[0]
-    label = f"multi ({sessions} × {batch} per batch)" if name == "multi" else f"{name.replace('/', '-')} ({batch} per batch)"
-    histories[label] = table["total"].to_numpy()
-smooth = max(1, min(100, min(len(h) for h in histories.values()) // 10))
-note = (
-    f"The multi-session loss sits higher: each of its batches contrasts against the negatives of all "
-    f"{sessions} rats ({sessions} × {batch}), and InfoNCE grows with the number of negatives (about ln {sessions} "
-    "above a single-session fit at the same fit quality)."
+run(
+    loss,
+    single=snakemake.input.single, multi=snakemake.input.multi, png=snakemake.output.png, pdf=snakemake.output.pdf,
+    sessions=snakemake.params.sessions, batch_size=snakemake.params.batch_size,
 )
-figure = plot_loss_curves(histories, smooth=smooth, note=note)
-save_figure(figure, snakemake.output.png)  # and the .pdf beside it

@@ -1,12 +1,12 @@
-"""The summary figure: consistency per rat pair over seeds with the paired test, and held-out decoding per rat."""
+"""The summary figure: consistency per pair over seeds, held-out decoding per session."""
 
-from common import start
+from common import run, start
 
 start(snakemake)
 
-import pandas as pd
+from cebra_core.steps.figures import summary  # noqa: E402
 
-from cebra_core.plots import plot_summary, save_figure
-
-figure = plot_summary(pd.read_parquet(snakemake.input.statistics), snakemake.params.sessions)
-save_figure(figure, snakemake.output.png)  # and the .pdf beside it
+run(
+    summary,
+    snakemake.input.statistics, png=snakemake.output.png, pdf=snakemake.output.pdf, sessions=snakemake.params.sessions,
+)

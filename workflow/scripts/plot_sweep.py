@@ -1,12 +1,12 @@
 """A sweep's figure: each measure against each grid parameter, mean ± sd over seeds."""
 
-from common import start
+from common import run, start
 
 start(snakemake)
 
-import pandas as pd
+from cebra_core.steps.figures import sweep  # noqa: E402
 
-from cebra_core.plots import plot_sweep, save_figure
-
-figure = plot_sweep(pd.read_parquet(snakemake.input.table), snakemake.params.grid_keys)
-save_figure(figure, snakemake.output.png)  # and the .pdf beside it
+run(
+    sweep,
+    snakemake.input.table, png=snakemake.output.png, pdf=snakemake.output.pdf, grid_keys=snakemake.params.grid_keys,
+)

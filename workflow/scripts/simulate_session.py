@@ -1,16 +1,12 @@
-"""Simulate one rat's place cells (cebra_core.simulate) and write its session table."""
+"""Simulate one rat's place cells and write its session table."""
 
-import logging
-
-from common import start
+from common import run, start
 
 start(snakemake)
 
-from cebra_core.data import write_session
-from cebra_core.simulate import simulate_session
+from cebra_core.steps.data import simulate  # noqa: E402
 
-session = snakemake.wildcards.session
-options = snakemake.params.simulate
-sim = simulate_session(session, scale=options["scale"], seed=options["seed"])
-write_session(snakemake.output[0], sim.neural, sim.labels, session=session)
-logging.info("simulated %s: neural %s, labels %s", session, sim.neural.shape, sim.labels.shape)
+run(
+    simulate,
+    snakemake.wildcards.session, snakemake.output[0], **snakemake.params.simulate,
+)

@@ -1,0 +1,116 @@
+"""The fit steps (the fit environment: torch, numpy, pandas, pyarrow): one CEBRA fit of one or more
+sessions on the rows a split lets it see, and a held-out session adapted into a trained
+multi-session model. Each writes its model, its embedding table and (a fit) its loss history.
+
+A running fit keeps its checkpoint beside its model (`checkpoint_path`) and resumes from it when
+the job is started again with the same inputs; the checkpoint is removed once every output is
+written. It is not an output of the rule, so Snakemake leaves it in place when a job fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cebra_core.analysis.splits import fit_rows, make_split, session_parts, transform_runs
+from cebra_core.analysis.tables import embedding_frame
+from cebra_core.engine.estimator import CEBRA, resolve_device
+from cebra_core.sessions.data import read_session
+from cebra_core.sessions.files import write_table
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def checkpoint_path(model: str | os.PathLike) -> Path:
+    """Where the fit that writes ``model`` keeps its checkpoint while it runs: beside it."""
+    return Path(model).with_name(CHECKPOINT_NAME)
+
+
+def fit(tables: Mapping[str, str | os.PathLike], *, model: str | os.PathLike, embedding: str | os.PathLike,
+        loss: str | os.PathLike, kind: str, cebra: Mapping, split: Mapping, seed: int, device: str,
+        threads: int = 1, name: str = "", split_name: str = "") -> None:
+    """Fit CEBRA on the session tables ``{session: path}`` (their order is the model's session ids),
+    one session (``kind`` single) or all of them (multi), on the rows the split lets it see (all, or
+    the train parts, in time order as CEBRA concatenates them); write the model, every row's
+    embedding (each run of one part embedded on its own) and the loss history (labelled with the
+    fit's ``name``, ``seed`` and ``split_name``)."""
+    device = resolve_device(device)  # a device torch does not see fails here, before any data are read
+    torch.set_num_threads(threads)
+    sessions = {session: read_session(path, session) for session, path in tables.items()}
+    cut = make_split(**split)
+    parts = {session: session_parts(cut, y) for session, (_, y) in sessions.items()}
+    train = [(x[fit_rows(parts[s])], y[fit_rows(parts[s])]) for s, (x, y) in sessions.items()]
+    params = {**cebra, "seed": int(seed)}
+    estimator = CEBRA(**params, device=device, verbose=True, checkpoint_path=checkpoint_path(model))
+    log.info("fitting %s (seed %s, split %s) on %s: train rows %s; parameters %s", name, seed, split_name,
+             list(sessions), [len(x) for x, _ in train], params)
+    started = time.perf_counter()
+    if kind == "multi":
+        estimator.fit([x for x, _ in train], [y for _, y in train])
+    else:
+        estimator.fit(*train[0])
+    seconds = time.perf_counter() - started
+    log.info("fit done on %s in %.1f s (%.1f it/s)", estimator.device_, seconds, params["max_iterations"] / seconds)
+    estimator.save(model)
+    frames = []
+    for i, (session, (x, y)) in enumerate(sessions.items()):
+        z = transform_runs(lambda rows: estimator.transform(rows, session_id=i if kind == "multi" else None), x,
+                           parts[session])
+        frames.append(embedding_frame(session, z, y, part=parts[session]))
+    write_table(pd.concat(frames, ignore_index=True), embedding)
+    write_table(loss_table(estimator.log_, name, int(seed), split_name), loss)
+    log.info("final loss %.4f", estimator.loss_history_[-1])
+    checkpoint_path(model).unlink(missing_ok=True)
+
+
+def loss_table(history: Mapping[str, Sequence[float]], fit_name: str, seed: int, split_name: str) -> pd.DataFrame:
+    """The loss history (pos, neg, total, temperature per iteration) as a table: fit, seed, split,
+    iteration, then each logged column."""
+    iterations = len(next(iter(history.values())))
+    table = pd.DataFrame({"fit": fit_name, "seed": seed, "split": split_name,
+                          "iteration": np.arange(1, iterations + 1)})
+    for column, values in history.items():
+        table[column] = np.asarray(values, dtype=np.float64)
+    return table
+
+
+def adapt(tables: Mapping[str, str | os.PathLike], *, trained_model: str | os.PathLike, held_out: str,
+          trained: Sequence[str], model: str | os.PathLike, embedding: str | os.PathLike,
+          untrained: str | os.PathLike, split: Mapping, iterations: int | None, device: str,
+          threads: int = 1) -> None:
+    """Adapt ``held_out`` into ``trained_model`` (a multi-session fit of ``trained``, in that order) on
+    its train part only; write the adapted model, every session's embedding in that space (rows
+    marked by part) and the held-out session's embedding through its untrained encoder (the
+    baseline: a fresh random first layer before any training)."""
+    torch.set_num_threads(threads)
+    sessions = {session: read_session(path, session) for session, path in tables.items()}
+    cut = make_split(**split)
+    estimator = CEBRA.load(trained_model, device=device)
+    if estimator.num_sessions_ != len(trained):
+        raise ValueError(f"{trained_model} has {estimator.num_sessions_} sessions, expected {len(trained)} ({trained})")
+    X, y = sessions[held_out]
+    parts = session_parts(cut, y)
+    train = fit_rows(parts)
+    baseline = estimator.untrained_encoder(X.shape[1])
+    log.info("adapting %s (train part %d of %d rows) into the space of %s", held_out, train.sum(), len(X), trained)
+    started = time.perf_counter()
+    new_id = estimator.adapt(X[train], y[train], max_iterations=iterations)
+    log.info("adapt done on %s in %.1f s", estimator.device_, time.perf_counter() - started)
+    estimator.save(model)
+    ids = {**{session: i for i, session in enumerate(trained)}, held_out: new_id}
+    frames = []
+    for session, (x, labels) in sessions.items():
+        session_part = session_parts(cut, labels)
+        z = transform_runs(lambda rows: estimator.transform(rows, session_id=ids[session]), x, session_part)
+        frames.append(embedding_frame(session, z, labels, part=session_part))
+    write_table(pd.concat(frames, ignore_index=True), embedding)
+    write_table(embedding_frame(held_out, transform_runs(baseline, X, parts), y, part=parts), untrained)
