@@ -18,7 +18,8 @@ import os
 import re
 from collections.abc import Callable, Iterable
 
-from cebra_core.analysis.protocols import TRIAL_SPLITS
+from cebra_core.analysis.protocols import METRICS, TRIAL_SPLITS
+from cebra_core.sessions.labels import LabelSpec
 from cebra_core.sessions.rats import PUBLISHED, RAT_SHAPES
 from cebra_workflow import paths
 from cebra_workflow.paths import fill
@@ -48,6 +49,7 @@ class Plan:
         self.folds = [f"fold{k}" for k in range(folds)]
         self.splits = ["all", *self.folds]
         self._check_sessions()
+        self.labels = self._check_labels()
         unnamed = [s for s in config["signals"] if s not in self.sessions]
         if unnamed:
             raise ConfigError(f"config: signals: {unnamed} are not among the sessions {self.sessions} "
@@ -70,6 +72,8 @@ class Plan:
 
     def _check_sessions(self) -> None:
         """Fail before any job runs when the sessions do not fit the data source."""
+        if self.source == "simulate" and self.config["data"]["simulate"]["kind"] != "rat":
+            return  # simulated mice and monkeys take any name
         known = {"published": PUBLISHED, "simulate": RAT_SHAPES, "local": self.config["data"]["local"]}[self.source]
         unknown = [s for s in self.sessions if s not in known]
         if unknown:
@@ -79,6 +83,29 @@ class Plan:
                 "local": "give each one a file under data: local: {session: path}",
             }[self.source]
             raise ConfigError(f"config: sessions {unknown} are not available with data: source: {self.source} ({hint})")
+
+    def _check_labels(self) -> LabelSpec:
+        """The declared labels, and every key that names a label column checked against them."""
+        config = self.config
+        try:
+            spec = LabelSpec.from_config(config["labels"])
+            self.consistency_label = spec.check_chosen(config["analysis"]["consistency_label"],
+                                                       "analysis.consistency_label")
+            spec.check_chosen(config["figures"]["colour_by"], "figures.colour_by")
+            score = config["evaluation"]["score"]
+            kind = spec.kind(score["column"])
+        except ValueError as error:
+            raise ConfigError(f"config: {error}") from None
+        if score["metric"] not in METRICS[kind]:
+            raise ConfigError(f"config: evaluation.score: {score['column']!r} is a {kind} label column; its metrics are "
+                              f"{', '.join(METRICS[kind])}, not {score['metric']!r}")
+        if self.protocol == "trials" and not spec.is_rat_track:
+            raise ConfigError("config: evaluation.protocol trials cuts trials at the rat track's running-direction flag "
+                              f"(labels position, right, left), but the labels are {list(spec.columns)}; use "
+                              "evaluation.protocol contiguous")
+        if config["cebra"]["conditional"] == "delta" and config["cebra"]["delta"] is None:
+            raise ConfigError("config: cebra.conditional delta needs cebra.delta, the noise on the label (its units)")
+        return spec
 
     def _held_out_session(self) -> str | None:
         """The session left out of a multi-session fit and adapted into it (new_session.held_out), or None."""
@@ -131,7 +158,8 @@ class Plan:
         options = {k: v for k, v in entry.items() if k not in ("path", "md5") and v is not None}
         if not entry["path"].lower().endswith(".nwb") and not options:
             return None
-        return {**self.config["data"]["nwb"], **options}
+        defaults = {k: v for k, v in self.config["data"]["nwb"].items() if v is not None}
+        return {**defaults, **options}
 
     def session_sources(self) -> dict[str, str]:
         """Where each session came from, as the checks' messages name it."""
@@ -155,6 +183,9 @@ class Plan:
             "alignment_top_k": config["analysis"]["alignment_top_k"],
             "train_fraction": 1 - largest_test,
             "protocol": self.protocol,
+            "model_architecture": config["cebra"]["model_architecture"],
+            "labels": self.labels.to_config(),
+            "consistency_label": list(self.consistency_label),
         }
 
     # -------------------------------------------------------------------------------- fits

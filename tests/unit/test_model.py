@@ -14,12 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cebra_core.engine.model import Offset10Model, build_models, embed_sequence, encode_windows, gather_windows
+from cebra_core.engine.architectures import ARCHITECTURES, architecture
+from cebra_core.engine.model import Encoder, build_models, embed_sequence, encode_windows, gather_windows
+
+OFFSET10 = architecture("offset10-model").offset()
 
 CEBRA_PYTHON = Path(__file__).resolve().parents[2] / ".venv-cebra" / "bin" / "python"
 
 
-def reference_forward(model: Offset10Model, x: torch.Tensor, approximate: str = "none", residual_after: bool = True):
+def reference_forward(model: Encoder, x: torch.Tensor, approximate: str = "none", residual_after: bool = True):
     """offset10-model written out layer by layer from the facts file (input (B, N, L))."""
     sd = {k: v.detach() for k, v in model.state_dict().items()}
     h = F.gelu(F.conv1d(x, sd["net.0.weight"], sd["net.0.bias"]), approximate=approximate)
@@ -30,19 +33,19 @@ def reference_forward(model: Offset10Model, x: torch.Tensor, approximate: str = 
     return z / z.norm(dim=1, keepdim=True)
 
 
-def _model(n: int, seed: int = 0) -> Offset10Model:
+def _model(n: int, seed: int = 0) -> Encoder:
     torch.manual_seed(seed)
-    return Offset10Model(n)
+    return Encoder(n)
 
 
 @pytest.mark.parametrize("n", [120, 48])
 def test_parameter_count(n):
-    model = Offset10Model(n, 32, 3)
+    model = Encoder(n, 32, 3)
     assert sum(p.numel() for p in model.parameters()) == 64 * n + 9635
 
 
 def test_layers_in_order_with_cebra_names_and_shapes():
-    model = Offset10Model(48)
+    model = Encoder(48)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert list(shapes) == [
         "net.0.weight", "net.0.bias",
@@ -109,7 +112,7 @@ def test_build_models_is_seeded_per_session_and_leaves_global_rng_alone():
     assert not torch.equal(a[0].net[0].weight, c[0].net[0].weight)
     # models are built in session order from one seeded stream: the same as constructing them in a row
     torch.manual_seed(7)
-    first, second = Offset10Model(5), Offset10Model(9)
+    first, second = Encoder(5), Encoder(9)
     assert torch.equal(first.net[0].weight, a[0].net[0].weight)
     assert torch.equal(second.net[5].bias, a[1].net[5].bias)
 
@@ -165,7 +168,7 @@ def test_build_models_matches_cebra_init_and_outputs(cebra_reference, n, seed):
     assert list(mine) == list(ref["state"])
     for k in mine:
         assert torch.equal(mine[k], ref["state"][k]), k
-    loaded = Offset10Model(n)
+    loaded = Encoder(n)
     loaded.load_state_dict(ref["state"])
     with torch.no_grad():
         assert (loaded(ref["x"]) - ref["y_long"]).abs().max() < 1e-6
@@ -199,7 +202,7 @@ def test_encode_windows_equals_conv1d_forward_and_gradients(neurons):
 def test_gather_windows_clamps_the_window_not_the_rows():
     T, N = 30, 4
     neural = torch.arange(T * N, dtype=torch.float32).reshape(T, N)
-    out = gather_windows(neural, torch.tensor([0, T - 1, 7, 4, 5, T - 5, T - 4]))
+    out = gather_windows(neural, torch.tensor([0, T - 1, 7, 4, 5, T - 5, T - 4]), OFFSET10)
     assert out.shape == (10, 7, N)  # time-major
     expected_rows = [
         range(0, 10), range(T - 10, T), range(2, 12), range(0, 10), range(0, 10), range(T - 10, T), range(T - 10, T)
@@ -214,7 +217,7 @@ def test_embed_sequence_uses_edge_replicate_padding():
     g = torch.Generator().manual_seed(6)
     neural = torch.rand(T, N, generator=g) * 3 + torch.arange(T)[:, None] * 0.2  # rows all distinct
     model.train()
-    out = embed_sequence(model, neural)
+    out = embed_sequence(model, neural, OFFSET10)
     assert model.training  # mode restored
     assert out.shape == (T, 3)
     np.testing.assert_allclose(out.norm(dim=1).numpy(), 1.0, atol=1e-6)
@@ -227,3 +230,62 @@ def test_embed_sequence_uses_edge_replicate_padding():
     with torch.no_grad():
         zero_pad = model(F.pad(neural.T[None], (5, 4)))[0].T
     assert (zero_pad[0] - out[0]).abs().max() > 1e-3 and (zero_pad[-1] - out[-1]).abs().max() > 1e-3
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_every_architecture_is_cebras_layer_for_layer(name):
+    """Each architecture: CEBRA 0.6.1's module order and state-dict keys, the same weights from the
+    same seed (so the same init), the same window (offset) and the same output for the same input."""
+    cebra_models = pytest.importorskip("cebra.models", reason="CEBRA 0.6.1 is installed with the test extras")
+    for neurons, units, output in ((7, 16, 4), (13, 32, 3)):
+        torch.manual_seed(11)
+        reference = cebra_models.init(name, num_neurons=neurons, num_units=units, num_output=output)
+        ours = build_models([neurons], units, output, seed=11, architecture_name=name)[0]
+        theirs, mine = reference.state_dict(), ours.state_dict()
+        assert list(mine) == list(theirs)
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+        assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
+        offset = reference.get_offset()
+        assert (offset.left, offset.right) == (architecture(name).offset().left, architecture(name).offset().right)
+        x = torch.randn(5, neurons, len(offset) + 6, generator=torch.Generator().manual_seed(2))
+        if architecture(name).kind == "mlp":
+            x = x[:, :, :1]
+        reference.eval(), ours.eval()
+        with torch.no_grad():
+            assert (reference(x) - ours(x)).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_encode_windows_equals_the_module_for_every_architecture(name):
+    models = build_models([9, 4], 8, 3, seed=1, architecture_name=name)
+    field = architecture(name).receptive_field
+    g = torch.Generator().manual_seed(5)
+    windows = [torch.rand(field, 20, n, generator=g) for n in (9, 4)]
+    fast = encode_windows(models, windows)
+    slow = torch.stack([m(w.permute(1, 2, 0)) for m, w in zip(models, windows)])
+    assert fast.shape == (2, 20, 3) and (fast - slow).abs().max() < 1e-5
+    params = [p for m in models for p in m.parameters()]
+    weight = torch.randn(fast.shape, generator=g)
+    for gf, gs in zip(torch.autograd.grad((fast * weight).sum(), params), torch.autograd.grad((slow * weight).sum(), params)):
+        assert (gf - gs).abs().max() <= 1e-5 * max(gs.abs().max(), 1e-6)
+
+
+def test_a_causal_window_ends_at_its_row():
+    """causal: row t is embedded from rows t-9 … t (the offset10 window), training and transform alike."""
+    causal = architecture("offset10-model").offset(causal=True)
+    assert (causal.left, causal.right, len(causal)) == (9, 1, 10)
+    T, N = 30, 4
+    neural = torch.arange(T * N, dtype=torch.float32).reshape(T, N)
+    out = gather_windows(neural, torch.tensor([0, 3, 9, 20, T - 1]), causal)
+    for w, last in zip(out.transpose(0, 1), (9, 9, 9, 20, T - 1)):  # clamped so the window stays inside
+        assert torch.equal(w, neural[last - 9: last + 1])
+    model = _model(N, seed=2)
+    z = embed_sequence(model, neural, causal)
+    for t in (0, 5, 9, 17, T - 1):  # rows before t-9 are the first row repeated; nothing after t is read
+        rows = np.clip(np.arange(t - 9, t + 1), 0, T - 1)
+        with torch.no_grad():
+            assert (z[t] - model(neural[rows].T[None])[0]).abs().max() < 1e-6
+    changed = neural.clone()
+    changed[15:] += 100.0  # the future changes: the past's embedding does not
+    assert torch.equal(embed_sequence(model, changed, causal)[:15], z[:15])

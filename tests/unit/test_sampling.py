@@ -1,4 +1,5 @@
-"""time_delta sampling: the nearest-label index against brute force, and the single/multi-session samplers."""
+"""time_delta sampling: the nearest-label index against brute force (sorted, k-d tree and brute-force
+searches, with and without a class restriction), and the single/multi-session samplers."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from cebra_core.engine.sampling import MultiSessionSampler, NearestLabelIndex, SingleSessionSampler
+from cebra_core.engine.nearest import NearestLabelIndex
+from cebra_core.engine.sampling import Labels, MultiSessionSampler, SingleSessionSampler
 from cebra_core.sessions.simulate import simulate_session
 
 DELTA = 10
@@ -88,7 +90,7 @@ def test_nearest_realistic_labels_with_flags():
     queries = make_queries(labels, 20_000, seed=1)
     assert ((queries[:, 1:] == 2) | (queries[:, 1:] == -1)).any(dim=1).sum() > 100
     index = NearestLabelIndex([labels])
-    assert index.sorted  # the fast path is the one under test
+    assert index.mode == "sorted"  # the fast path is the one under test
     ties = assert_matches_brute_force(index, labels, queries)
     assert (ties > 1).sum() > 500  # pauses clipped at the track ends: many exact ties are exercised
 
@@ -98,7 +100,7 @@ def test_nearest_random_continuous_1d_labels():
     labels = torch.randn(2500, 1, generator=g).cumsum(0).float()
     queries = make_queries(labels, 20_000, seed=3)
     index = NearestLabelIndex([labels])
-    assert index.sorted
+    assert index.mode == "sorted"
     ties = assert_matches_brute_force(index, labels, queries)
     inside = (queries[:, 0] > labels.min()) & (queries[:, 0] < labels.max())
     assert (ties[inside] == 1).float().mean() > 0.99  # mostly unique nearest: the same index as argmin
@@ -109,7 +111,7 @@ def test_nearest_with_many_exact_ties():
     labels[:, 0] = torch.round(labels[:, 0] * 100) / 100  # 1 cm bins: ~40 samples share each label
     queries = make_queries(labels, 20_000, seed=5)
     index = NearestLabelIndex([labels])
-    assert index.sorted
+    assert index.mode == "sorted"
     ties = assert_matches_brute_force(index, labels, queries)
     assert (ties > 1).float().mean() > 0.9
 
@@ -147,18 +149,18 @@ def test_nearest_at_session_and_group_boundaries():
     queries = torch.tensor([[0.2, 1.0], [-3.0, 1.0], [0.99, 1.0], [4.0, 0.0], [0.7, 0.0], [0.5, 2.0]])
     for sessions in ([long_one_group, short_one_group], [long_two_groups, short_one_group]):
         index = NearestLabelIndex(sessions)
-        assert index.sorted
+        assert index.mode == "sorted"
         for s, lab in enumerate(sessions):
             got = index.nearest(queries, torch.full((len(queries),), s))
             want, best, _ = brute_force(lab, queries)
             assert torch.equal(got, want)
 
 
-def test_nearest_fallback_two_continuous_columns():
+def test_nearest_two_continuous_columns_k_d_trees():
     g = torch.Generator().manual_seed(11)
     sessions = [torch.randn(n, 2, generator=g).cumsum(0).float() for n in (1500, 900)]
     index = NearestLabelIndex(sessions)
-    assert not index.sorted
+    assert index.mode == "tree"
     queries = make_queries(torch.cat(sessions), 6000, seed=12)
     target = torch.randint(0, 2, (6000,), generator=g)
     got = index.nearest(queries, target)
@@ -175,21 +177,29 @@ def test_nearest_fallback_too_many_discrete_groups():
     codes = torch.randint(0, 8, (3000, 3), generator=g).float()  # 512 combinations > MAX_GROUPS
     labels = torch.cat([position, codes], dim=1)
     index = NearestLabelIndex([labels])
-    assert not index.sorted
+    assert index.mode == "brute"
     assert_matches_brute_force(index, labels, make_queries(labels, 4000, seed=14))
 
 
 # ----------------------------------------------------------------------------- single session
-def single_sampler(labels: torch.Tensor, seed: int) -> SingleSessionSampler:
-    return SingleSessionSampler(labels, DELTA, torch.Generator().manual_seed(seed))
+def single_sampler(labels: torch.Tensor, seed: int | torch.Generator) -> SingleSessionSampler:
+    generator = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
+    return SingleSessionSampler(Labels(continuous=labels), conditional="time_delta", time_offset=DELTA, delta=None,
+                                generator=generator)
+
+
+def multi_sampler(labels: list[torch.Tensor], seed: int | torch.Generator) -> MultiSessionSampler:
+    generator = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
+    return MultiSessionSampler([Labels(continuous=l) for l in labels], conditional="time_delta", time_offset=DELTA,
+                               delta=None, generator=generator)
 
 
 def test_single_session_delta_table():
     labels = realistic_labels(scale=0.2)
     sampler = single_sampler(labels, 0)
-    assert sampler.delta.shape == labels.shape
-    assert torch.equal(sampler.delta[:DELTA], torch.zeros(DELTA, 3))
-    assert torch.equal(sampler.delta[DELTA:], labels[DELTA:] - labels[:-DELTA])
+    assert sampler.table.shape == labels.shape
+    assert torch.equal(sampler.table[:DELTA], torch.zeros(DELTA, 3))
+    assert torch.equal(sampler.table[DELTA:], labels[DELTA:] - labels[:-DELTA])
 
 
 def test_single_session_references_and_negatives_uniform():
@@ -212,7 +222,7 @@ def test_single_session_positive_is_nearest_to_reference_plus_delta():
     labels = realistic_labels(scale=0.4, seed=2)
     T, B = labels.shape[0], 4096
     generator = torch.Generator().manual_seed(17)
-    sampler = SingleSessionSampler(labels, DELTA, generator)
+    sampler = single_sampler(labels, generator)
     for _ in range(2):  # the second batch checks the generator advances as replayed
         replay = torch.Generator()
         replay.set_state(generator.get_state())
@@ -251,17 +261,17 @@ def multi_labels(continuous: bool = False) -> list[torch.Tensor]:
 
 def test_multi_session_delta_table_has_only_valid_differences():
     labels = multi_labels(continuous=True)
-    sampler = MultiSessionSampler(labels, DELTA, torch.Generator().manual_seed(0))
-    assert sampler.delta.shape == (sum(l.shape[0] - DELTA for l in labels), 2)
-    assert torch.equal(sampler.delta, torch.cat([l[DELTA:] - l[:-DELTA] for l in labels]))
-    assert (sampler.delta != 0).any(dim=1).all()
+    sampler = multi_sampler(labels, 0)
+    assert sampler.table.shape == (sum(l.shape[0] - DELTA for l in labels), 2)
+    assert torch.equal(sampler.table, torch.cat([l[DELTA:] - l[:-DELTA] for l in labels]))
+    assert (sampler.table != 0).any(dim=1).all()
 
 
 def test_multi_session_batch_structure_and_session_mixing():
     labels = multi_labels()
     lengths = torch.tensor([l.shape[0] for l in labels])
     S, B = len(labels), 512
-    sampler = MultiSessionSampler(labels, DELTA, torch.Generator().manual_seed(1))
+    sampler = multi_sampler(labels, 1)
     same, refs = [], [[] for _ in range(S)]
     for _ in range(20):
         batch = sampler.sample(B)
@@ -290,7 +300,7 @@ def test_multi_session_repaired_positive_is_nearest_in_its_session():
     delta = torch.cat([l[DELTA:] - l[:-DELTA] for l in labels])
     S, B = len(labels), 1024
     generator = torch.Generator().manual_seed(2)
-    sampler = MultiSessionSampler(labels, DELTA, generator)
+    sampler = multi_sampler(labels, generator)
     replay = torch.Generator()
     replay.set_state(generator.get_state())
     batch = sampler.sample(B)
@@ -314,7 +324,40 @@ def test_multi_session_repaired_positive_is_nearest_in_its_session():
 
 def test_multi_session_seeded():
     labels = multi_labels()
-    a, b, c = (MultiSessionSampler(labels, DELTA, torch.Generator().manual_seed(s)).sample(128) for s in (3, 3, 4))
+    a, b, c = (multi_sampler(labels, s).sample(128) for s in (3, 3, 4))
     for field in ("reference", "positive", "negative", "positive_order"):
         assert torch.equal(getattr(a, field), getattr(b, field))
         assert not torch.equal(getattr(a, field), getattr(c, field))
+
+
+def test_nearest_two_columns_on_a_grid_breaks_ties_to_the_earliest_sample():
+    """Positions on a camera's pixel grid: many distinct rows lie at the same distance from a query;
+    the k-d tree search still returns argmin's answer (the earliest of the equally near samples)."""
+    g = torch.Generator().manual_seed(31)
+    labels = torch.randint(0, 40, (3000, 2), generator=g).float()
+    queries = labels[torch.randint(0, 3000, (5000,), generator=g)] + torch.randint(-3, 4, (5000, 2), generator=g).float()
+    index = NearestLabelIndex([labels])
+    assert index.mode == "tree"
+    ties = assert_matches_brute_force(index, labels, queries)
+    assert (ties > 1).float().mean() > 0.5
+
+
+def test_nearest_within_the_query_class():
+    """With a discrete label, a query finds the nearest sample of its own class only (CEBRA's mixed
+    distribution), in the sorted, k-d tree and brute-force searches alike."""
+    g = torch.Generator().manual_seed(32)
+    for columns in (1, 2):
+        labels = torch.randn(2000, columns, generator=g).cumsum(0).float()
+        classes = torch.randint(0, 3, (2000,), generator=g)
+        queries = make_queries(labels, 3000, seed=33, outside=False)
+        klass = torch.randint(0, 3, (3000,), generator=g)
+        for device_mode in ("default", "brute"):
+            index = NearestLabelIndex([labels], [classes])
+            if device_mode == "brute":
+                index.mode = "brute"
+            got = index.nearest(queries, torch.zeros(3000, dtype=torch.long), klass)
+            assert torch.equal(classes[got], klass)
+            for c in range(3):
+                rows = torch.nonzero(classes == c).squeeze(1)
+                want, _, _ = brute_force(labels[rows], queries[klass == c])
+                assert torch.equal(got[klass == c], rows[want])

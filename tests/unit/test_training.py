@@ -15,12 +15,23 @@ import torch
 from cebra_core import CEBRA
 from cebra_core.engine import sampling
 from cebra_core.engine.model import build_models
-from cebra_core.engine.sampling import MultiSessionSampler, SingleSessionSampler
+from cebra_core.engine.architectures import architecture
+from cebra_core.engine.loss import Criterion
+from cebra_core.engine.sampling import Labels, MultiSessionSampler, SingleSessionSampler
 from cebra_core.sessions.simulate import simulate_session
 from cebra_core.engine.training import contrastive_step, train
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
+OFFSET = architecture("offset10-model").offset()
+
+
+def time_delta_sampler(labels: list[torch.Tensor], generator: torch.Generator, multi: bool):
+    """The demo's sampler: continuous labels, time_delta, time_offsets 10."""
+    options = dict(conditional="time_delta", time_offset=10, delta=None, generator=generator)
+    if multi:
+        return MultiSessionSampler([Labels(continuous=l) for l in labels], **options)
+    return SingleSessionSampler(Labels(continuous=labels[0]), **options)
 
 
 def sessions(specs=((420, 20), (650, 31), (300, 12)), seed=0):
@@ -54,10 +65,10 @@ def test_contrastive_step_equals_conv_reference_with_repairing(multi):
     labels = [torch.from_numpy(d.labels) for d in data]
     models = build_models([x.shape[1] for x in neural], 32, 3, seed=4)
     generator = torch.Generator().manual_seed(5)
-    sampler = MultiSessionSampler(labels, 10, generator) if multi else SingleSessionSampler(labels[0], 10, generator)
+    sampler = time_delta_sampler(labels, generator, multi)
     batch = sampler.sample(96)
     params = [p for m in models for p in m.parameters()]
-    out = contrastive_step(models, neural, batch, temperature=0.7)
+    out = contrastive_step(models, neural, batch, Criterion(temperature=0.7), OFFSET)
     want = reference_loss(models, neural, batch, 0.7)
     assert abs(out.total.item() - want.item()) < 1e-5
     assert abs(out.pos.item() + out.neg.item() - out.total.item()) < 1e-5
@@ -67,7 +78,7 @@ def test_contrastive_step_equals_conv_reference_with_repairing(multi):
         assert (g.double() - w).abs().max() < 1e-4 * max(w.abs().max().item(), 1e-3)
     if multi:  # without the re-pairing the loss is a different number
         shuffled = type(batch)(batch.reference, batch.positive, batch.negative, positive_order=None)
-        assert abs(contrastive_step(models, neural, shuffled, 0.7).total.item() - out.total.item()) > 1e-3
+        assert abs(contrastive_step(models, neural, shuffled, Criterion(temperature=0.7), OFFSET).total.item() - out.total.item()) > 1e-3
 
 
 def test_train_is_one_adam_step_per_batch():
@@ -78,21 +89,21 @@ def test_train_is_one_adam_step_per_batch():
     models = build_models(dims, 32, 3, seed=1)
     generator = torch.Generator().manual_seed(2)
     log = train(
-        models, neural, MultiSessionSampler(labels, 10, generator), batch_size=64, learning_rate=2e-3,
-        temperature=0.5, max_iterations=4, generator=generator,
+        models, neural, time_delta_sampler(labels, generator, True), criterion=Criterion(temperature=0.5),
+        offset=OFFSET, batch_size=64, learning_rate=2e-3, max_iterations=4, generator=generator,
     )  # fmt: skip
-    assert log.shape == (4, 3)
+    assert log.shape == (4, 4)
     # by hand: Adam(lr, betas=(0.9, 0.999), eps=1e-8) over every encoder, one batch per step
     manual = build_models(dims, 32, 3, seed=1)
     generator = torch.Generator().manual_seed(2)
-    sampler = MultiSessionSampler(labels, 10, generator)
+    sampler = time_delta_sampler(labels, generator, True)
     optimizer = torch.optim.Adam([p for m in manual for p in m.parameters()], lr=2e-3)
     for i in range(4):
-        loss = contrastive_step(manual, neural, sampler.sample(64), 0.5)
+        loss = contrastive_step(manual, neural, sampler.sample(64), Criterion(temperature=0.5), OFFSET)
         optimizer.zero_grad()
         loss.total.backward()
         optimizer.step()
-        assert torch.equal(log[i], torch.stack([loss.pos, loss.neg, loss.total]).detach())
+        assert torch.equal(log[i], torch.stack([loss.pos, loss.neg, loss.total, torch.tensor(0.5)]).detach())
     for trained, by_hand in zip(models, manual):
         for (k, a), (_, b) in zip(trained.state_dict().items(), by_hand.state_dict().items()):
             assert torch.equal(a, b), k

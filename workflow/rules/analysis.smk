@@ -44,6 +44,7 @@ rule consistency:
     params:
         sessions=SESSIONS,
         bins=lookup(dpath="analysis/consistency_bins", within=config),
+        label=lookup(dpath="analysis/consistency_label", within=config),
     script:
         "../scripts/consistency.py"
 
@@ -73,6 +74,7 @@ rule decoding:
         top_k=lookup(dpath="analysis/alignment_top_k", within=config),
         min_coverage=lookup(dpath="evaluation/min_coverage", within=config),
         k_grid=plan.decoding_k_grid(),
+        label=lookup(dpath="analysis/consistency_label", within=config),
     script:
         "../scripts/decoding.py"
 

@@ -36,6 +36,7 @@ if plan.source == "simulate":
             "../../envs/data.yaml"
         params:
             simulate=lookup(dpath="data/simulate", within=config),
+            labels=lookup(dpath="labels", within=config),
         script:
             "../scripts/simulate_session.py"
 
@@ -58,6 +59,7 @@ else:
             md5=lambda wildcards: plan.session_md5(wildcards.session),
             nwb=lambda wildcards: plan.session_nwb(wildcards.session),
             signals=lookup(dpath="signals", within=config),
+            labels=lookup(dpath="labels", within=config),
         script:
             "../scripts/import_session.py"
 

@@ -23,6 +23,7 @@ rule plot_embeddings:
         "../../envs/figures.yaml"
     params:
         sessions=SESSIONS,
+        colour_by=lookup(dpath="figures/colour_by", within=config),
     script:
         "../scripts/plot_embeddings.py"
 
@@ -49,6 +50,7 @@ rule plot_embeddings_3d:
         "../../envs/figures.yaml"
     params:
         sessions=SESSIONS,
+        colour_by=lookup(dpath="figures/colour_by", within=config),
     script:
         "../scripts/plot_embeddings_3d.py"
 
@@ -127,5 +129,6 @@ rule plot_summary:
         "../../envs/figures.yaml"
     params:
         sessions=SESSIONS,
+        decode=lookup(dpath="evaluation/score", within=config),
     script:
         "../scripts/plot_summary.py"

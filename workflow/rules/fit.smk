@@ -29,6 +29,6 @@ rule fit:
         cebra=lambda wildcards: plan.fit_cebra(wildcards.split),
         split=lambda wildcards: plan.split_params(wildcards.split),
         device=lookup(dpath="device", within=config),
-        signals=lookup(dpath="signals", within=config),
+        labels=lookup(dpath="labels", within=config),
     script:
         "../scripts/fit.py"

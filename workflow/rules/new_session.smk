@@ -27,7 +27,7 @@ rule adapt_session:
         split=lambda wildcards: plan.split_params(wildcards.fold),
         iterations=lookup(dpath="new_session/iterations", within=config),
         device=lookup(dpath="device", within=config),
-        signals=lookup(dpath="signals", within=config),
+        labels=lookup(dpath="labels", within=config),
     script:
         "../scripts/adapt_session.py"
 
@@ -56,6 +56,7 @@ rule score_new_session:
         bins=lookup(dpath="analysis/consistency_bins", within=config),
         neighbors=lookup(dpath="analysis/decoding_neighbors", within=config),
         min_coverage=lookup(dpath="evaluation/min_coverage", within=config),
+        label=lookup(dpath="analysis/consistency_label", within=config),
     script:
         "../scripts/score_new_session.py"
 
@@ -78,5 +79,7 @@ rule plot_new_session:
         "post"
     conda:
         "../../envs/figures.yaml"
+    params:
+        decode=lookup(dpath="evaluation/score", within=config),
     script:
         "../scripts/plot_new_session.py"

@@ -27,6 +27,8 @@ rule sweep_table:
         select_by=lookup(dpath="sweep/select_by", within=config),
         neighbors=lookup(dpath="analysis/decoding_neighbors", within=config),
         bins=lookup(dpath="analysis/consistency_bins", within=config),
+        decode=lookup(dpath="evaluation/score", within=config),
+        label=lookup(dpath="analysis/consistency_label", within=config),
     script:
         "../scripts/sweep_table.py"
 

@@ -13,5 +13,5 @@ run(
     trained_model=snakemake.input.model, held_out=snakemake.wildcards.session, trained=snakemake.params.trained,
     model=snakemake.output.model, embedding=snakemake.output.embedding, untrained=snakemake.output.untrained,
     split=snakemake.params.split, iterations=snakemake.params.iterations, device=snakemake.params.device,
-    threads=snakemake.threads,
+    labels=snakemake.params.labels, threads=snakemake.threads,
 )

@@ -9,5 +9,5 @@ from cebra_core.steps.analysis import consistency  # noqa: E402
 run(
     consistency,
     snakemake.input, table=snakemake.output.table, csv=snakemake.output.csv, sessions=snakemake.params.sessions,
-    bins=snakemake.params.bins,
+    bins=snakemake.params.bins, label=snakemake.params.label,
 )

@@ -10,5 +10,5 @@ run(
     decoding,
     snakemake.input, table=snakemake.output.table, csv=snakemake.output.csv, groups=snakemake.params.groups,
     sessions=snakemake.params.sessions, neighbors=snakemake.params.neighbors, top_k=snakemake.params.top_k,
-    min_coverage=snakemake.params.min_coverage, k_grid=snakemake.params.k_grid,
+    min_coverage=snakemake.params.min_coverage, k_grid=snakemake.params.k_grid, label=snakemake.params.label,
 )

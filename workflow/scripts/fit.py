@@ -12,6 +12,7 @@ run(
     {name: snakemake.input[name] for name in snakemake.params.sessions},
     model=snakemake.output.model, embedding=snakemake.output.embedding, loss=snakemake.output.loss,
     kind=snakemake.params.kind, cebra=snakemake.params.cebra, split=snakemake.params.split,
-    seed=int(snakemake.wildcards.seed), device=snakemake.params.device, threads=snakemake.threads,
+    seed=int(snakemake.wildcards.seed), device=snakemake.params.device, labels=snakemake.params.labels,
+    threads=snakemake.threads,
     name=snakemake.wildcards.fit, split_name=snakemake.wildcards.split,
 )

@@ -9,5 +9,5 @@ from cebra_core.steps.data import import_session  # noqa: E402
 run(
     import_session,
     snakemake.input.raw, snakemake.output[0], session=snakemake.wildcards.session, md5=snakemake.params.md5,
-    nwb=snakemake.params.nwb, signals=snakemake.params.signals,
+    nwb=snakemake.params.nwb, signals=snakemake.params.signals, labels=snakemake.params.labels,
 )

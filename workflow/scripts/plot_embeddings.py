@@ -9,5 +9,5 @@ from cebra_core.steps.figures import embeddings  # noqa: E402
 run(
     embeddings,
     single=snakemake.input.single, multi=snakemake.input.multi, png=snakemake.output.png, pdf=snakemake.output.pdf,
-    sessions=snakemake.params.sessions,
+    sessions=snakemake.params.sessions, colour_by=snakemake.params.colour_by,
 )

@@ -9,4 +9,5 @@ from cebra_core.steps.figures import summary  # noqa: E402
 run(
     summary,
     snakemake.input.statistics, png=snakemake.output.png, pdf=snakemake.output.pdf, sessions=snakemake.params.sessions,
+    decode=snakemake.params.decode,
 )

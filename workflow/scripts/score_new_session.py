@@ -10,5 +10,5 @@ run(
     new_session_scores,
     snakemake.input, table=snakemake.output.table, csv=snakemake.output.csv, held_out=snakemake.wildcards.session,
     runs=snakemake.params.runs, sessions=snakemake.params.sessions, bins=snakemake.params.bins,
-    neighbors=snakemake.params.neighbors, min_coverage=snakemake.params.min_coverage,
+    neighbors=snakemake.params.neighbors, min_coverage=snakemake.params.min_coverage, label=snakemake.params.label,
 )

@@ -8,5 +8,5 @@ from cebra_core.steps.data import simulate  # noqa: E402
 
 run(
     simulate,
-    snakemake.wildcards.session, snakemake.output[0], **snakemake.params.simulate,
+    snakemake.wildcards.session, snakemake.output[0], **snakemake.params.simulate, labels=snakemake.params.labels,
 )

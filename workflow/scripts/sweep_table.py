@@ -10,5 +10,6 @@ run(
     sweep,
     snakemake.input, table=snakemake.output.table, csv=snakemake.output.csv, chosen=snakemake.output.chosen,
     runs=snakemake.params.runs, sessions=snakemake.params.sessions, select_by=snakemake.params.select_by,
-    neighbors=snakemake.params.neighbors, bins=snakemake.params.bins,
+    neighbors=snakemake.params.neighbors, bins=snakemake.params.bins, decode=snakemake.params.decode,
+    label=snakemake.params.label,
 )

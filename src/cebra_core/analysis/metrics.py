@@ -15,17 +15,11 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from cebra_core.analysis.binning import EmptyBinError, class_means, grid_cell_names, grid_edges, grid_means, shared_bins
+
 BINS = 100  # label bin edges of the consistency score (CEBRA's default; the workflow's analysis.consistency_bins)
 
-__all__ = ["EmptyBinError", "bin_embedding", "consistency_score", "linear_r2"]
-
-
-class EmptyBinError(ValueError):
-    """A label bin with no samples near it; ``problem`` says which, without the dataset's name."""
-
-    def __init__(self, message: str, problem: str):
-        super().__init__(message)
-        self.problem = problem
+__all__ = ["EmptyBinError", "bin_embedding", "consistency_score", "label_consistency", "linear_r2"]
 
 
 def linear_r2(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
@@ -214,5 +208,44 @@ def consistency_score(
     scores, pairs = _pairwise_scores(binned, ids)
     keep = [p[0] != p[1] for p in pairs]
     pairs_arr = np.array(pairs)[keep]
+    scores_arr = _average_by_pair(np.array(scores)[keep], pairs_arr.tolist())
+    return scores_arr.squeeze(), pairs_arr.squeeze(), np.array(ids)
+
+
+def label_consistency(
+    embeddings: Sequence[npt.ArrayLike],
+    labels: Sequence[npt.ArrayLike],
+    dataset_ids: Sequence,
+    kind: Literal["continuous", "discrete"] = "continuous",
+    num_discretization_bins: int = BINS,
+    columns: Sequence[str] = ("x", "y"),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`consistency_score` between datasets on any declared label: ``labels[i]`` is one continuous
+    column (T,) (CEBRA's bins, exactly `consistency_score`), two continuous columns (T, 2) (a grid,
+    `cebra_core.analysis.binning`; ``columns`` name them in errors), or a discrete column (T,) (one
+    bin per class). Returns ``(scores, pairs, ids)`` as `consistency_score` does."""
+    first = np.asarray(labels[0])
+    if kind == "continuous" and first.ndim == 1:
+        return consistency_score(embeddings, labels, dataset_ids, num_discretization_bins=num_discretization_bins)
+    ids = list(dataset_ids)
+    if len(embeddings) != len(labels) or len(ids) != len(embeddings):
+        raise ValueError(f"got {len(embeddings)} embeddings, {len(labels)} label arrays and {len(ids)} dataset_ids")
+    pairs = [_drop_nan_rows(np.asarray(e, dtype=np.float64), np.asarray(l), ids[i])
+             for i, (e, l) in enumerate(zip(embeddings, labels))]
+    if kind == "discrete":
+        classes = np.unique(np.concatenate([l for _, l in pairs]))
+        binned = [class_means(e, l, classes) for e, l in pairs]
+        names = [f"class {c}" for c in classes]
+    elif first.ndim == 2 and first.shape[1] == 2:
+        everything = np.concatenate([l for _, l in pairs]).astype(np.float64)
+        lo, hi = everything.min(axis=0), everything.max(axis=0)
+        edges = grid_edges(num_discretization_bins)
+        binned = [grid_means(e, l.astype(np.float64), lo, hi, edges) for e, l in pairs]
+        names = grid_cell_names(lo, hi, edges, tuple(columns))
+    else:
+        raise ValueError(f"labels of shape {first.shape}: give one column, two continuous columns or one discrete column")
+    scores, pair_ids = _pairwise_scores(shared_bins(binned, ids, names), ids)
+    keep = [p[0] != p[1] for p in pair_ids]
+    pairs_arr = np.array(pair_ids)[keep]
     scores_arr = _average_by_pair(np.array(scores)[keep], pairs_arr.tolist())
     return scores_arr.squeeze(), pairs_arr.squeeze(), np.array(ids)

@@ -1,6 +1,8 @@
-"""The held-out evaluation protocols' names and the trial split's size: facts the workflow's plan
-needs as well as the splits themselves, so standard library only (the plan runs in Snakemake's own
-process, which under ``--use-conda`` has no numpy)."""
+"""The held-out evaluation's names: its protocols, the trial split's size and the decoding metrics of
+each kind of label. Facts the workflow's plan needs as well as the analysis itself, so standard
+library only (the plan runs in Snakemake's own process, which under ``--use-conda`` has no numpy)."""
 
 PROTOCOLS = ("contiguous", "trials")  # evaluation.protocol: contiguous blocks of time, or CEBRA's trial split
 TRIAL_SPLITS = 3  # the trial split's split numbers 0, 1, 2 (CEBRA's inner 3-fold split; cebra_core.analysis.trials)
+# The decoding scores of each kind of label, the first one the primary (what a k or a sweep is chosen by).
+METRICS = {"continuous": ("median_abs_error", "r2"), "discrete": ("accuracy", "balanced_accuracy")}

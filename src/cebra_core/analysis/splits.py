@@ -111,16 +111,24 @@ def contiguous_runs(mask: npt.ArrayLike) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def label_coverage(test_position: npt.ArrayLike, session_position: npt.ArrayLike, bins: int = COVERAGE_BINS) -> float:
-    """Fraction of the track bins a session visits that its test part visits too (1.0 = the whole track)."""
-    session_position = np.asarray(session_position, dtype=np.float64)
-    lo, hi = float(session_position.min()), float(session_position.max())
-    if hi <= lo:
-        return 1.0
-    edges = np.linspace(lo, hi, bins + 1)[1:-1]
-    visited = np.unique(np.digitize(session_position, edges))
-    tested = np.unique(np.digitize(np.asarray(test_position, dtype=np.float64), edges))
-    return float(np.isin(visited, tested).mean())
+def label_coverage(test_label: npt.ArrayLike, session_label: npt.ArrayLike, bins: int = COVERAGE_BINS) -> float:
+    """Fraction of the label bins a session visits that its test part visits too (1.0 = all of them):
+    ``bins`` bins over a 1-D label's range (8 cm each on the 1.6 m track), or a grid of about as many
+    cells over a 2-D label (T, 2)."""
+    session_label = np.asarray(session_label, dtype=np.float64)
+    test_label = np.asarray(test_label, dtype=np.float64)
+    if session_label.ndim == 1:
+        session_label, test_label = session_label[:, None], test_label[:, None]
+    per_axis = max(2, round(bins ** (1 / session_label.shape[1])))
+    cells = []
+    for label in (session_label, test_label):
+        index = np.zeros(len(label), dtype=np.int64)
+        for axis in range(session_label.shape[1]):
+            lo, hi = float(session_label[:, axis].min()), float(session_label[:, axis].max())
+            edges = np.linspace(lo, hi, per_axis + 1)[1:-1] if hi > lo else np.array([])
+            index = index * per_axis + np.digitize(label[:, axis], edges)
+        cells.append(np.unique(index))
+    return float(np.isin(cells[0], cells[1]).mean())
 
 
 def make_split(protocol: str = "contiguous", fold: int | None = None, **contiguous) -> Split | TrialSplit:

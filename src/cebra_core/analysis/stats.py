@@ -60,7 +60,7 @@ def paired_consistency_test(table: pd.DataFrame, first: str = "single", second: 
     return paired_ttest(means[first].to_numpy(), means[second].to_numpy())
 
 
-SUMMARY_COLUMNS = ["measure", "kind", "subject", "mean", "sd", "n", "statistic", "p_value"]
+SUMMARY_COLUMNS = ["measure", "kind", "subject", "label", "mean", "sd", "n", "statistic", "p_value"]
 
 
 def summary_table(consistency: pd.DataFrame, decoding: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -69,26 +69,26 @@ def summary_table(consistency: pd.DataFrame, decoding: pd.DataFrame, runs: pd.Da
     - ``consistency``: per kind, the mean over ordered pairs, mean ± sd over seeds;
     - ``consistency_pair``: per kind and pair, mean ± sd over seeds;
     - ``consistency_paired_test``: multi against single over the pairs (seed means), t and p;
-    - ``decoding_error_cm`` / ``decoding_r2``: within-rat held-out decoding per kind and rat,
-      mean ± sd over seeds and folds (``n`` counts them);
-    - ``runs_consistency``: per kind and rat, consistency between seeds (``runs`` table:
+    - ``decoding_<metric>`` / ``chance_<metric>``: within-animal held-out decoding per kind, animal
+      and label column (``label``), and its chance level, mean ± sd over seeds and folds (``n``);
+    - ``runs_consistency``: per kind and animal, consistency between seeds (``runs`` table:
       kind, session, score), a check that the fits converge to the same embedding.
     """
     rows = []
     per_seed = consistency.groupby(["kind", "seed"])["score"].mean()
     for kind, values in per_seed.groupby(level="kind"):
-        rows.append(("consistency", kind, "mean over pairs", *mean_sd(values), len(values), np.nan, np.nan))
+        rows.append(("consistency", kind, "mean over pairs", "", *mean_sd(values), len(values), np.nan, np.nan))
     for (kind, source, target), values in consistency.groupby(["kind", "source", "target"])["score"]:
-        rows.append(("consistency_pair", kind, f"{source}->{target}", *mean_sd(values), len(values), np.nan, np.nan))
+        rows.append(("consistency_pair", kind, f"{source}->{target}", "", *mean_sd(values), len(values), np.nan, np.nan))
     if {"single", "multi"} <= set(consistency["kind"]) and consistency.groupby(["source", "target"]).ngroups >= 2:
         test = paired_consistency_test(consistency)
-        rows.append(("consistency_paired_test", "multi-single", "ordered pairs", test.mean_difference, np.nan,
+        rows.append(("consistency_paired_test", "multi-single", "ordered pairs", "", test.mean_difference, np.nan,
                      test.n, test.statistic, test.p_value))
     within = decoding[decoding["train"] == decoding["test"]]
-    for measure, column in (("decoding_error_cm", "median_error_cm"), ("decoding_r2", "r2")):
-        for (kind, rat), values in within.groupby(["kind", "test"])[column]:
-            rows.append((measure, kind, rat, *mean_sd(values), len(values), np.nan, np.nan))
+    for (kind, animal, column, metric), group in within.groupby(["kind", "test", "column", "metric"], sort=False):
+        for prefix, values in (("decoding", group["value"]), ("chance", group["chance"])):
+            rows.append((f"{prefix}_{metric}", kind, animal, column, *mean_sd(values), len(values), np.nan, np.nan))
     if runs is not None:
         for row in runs.itertuples():
-            rows.append(("runs_consistency", row.kind, row.session, row.score, np.nan, row.n_runs, np.nan, np.nan))
+            rows.append(("runs_consistency", row.kind, row.session, "", row.score, np.nan, row.n_runs, np.nan, np.nan))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

@@ -1,23 +1,42 @@
-"""Contrastive sampling for CEBRA-Behavior with conditional="time_delta" (single- and multi-session).
+"""Contrastive sampling: references, positives and negatives, as CEBRA 0.6.1 draws them for each
+kind of label and conditional, single- and multi-session (facts file, section 2; CEBRA's
+`cebra/distributions`).
 
-The distributions are exactly CEBRA 0.6.1's (facts file, section 2):
-- references and negatives uniform over time, with replacement, nothing masked;
-- query = label[ref] + delta[k], k uniform over an empirical table of time_offsets-step label
-  differences; the positive is the sample whose label is nearest (squared L2) to the query.
+Single session (CEBRA's loader for the labels it is given):
+- continuous labels, ``time_delta``: references and negatives uniform over time; the positive is
+  the sample whose label is nearest to label[ref] + delta[k], delta an empirical table of
+  ``time_offsets``-step label differences (its first ``time_offsets`` rows zero), k uniform;
+- continuous labels, ``delta``: the positive is nearest to label[ref] + N(0, delta^2) per column;
+- ``time`` (or no labels, CEBRA-Time): references and negatives uniform over [0, T - time_offsets),
+  the positive ``time_offsets`` samples after the reference;
+- a discrete label alone (any conditional): references and negatives uniform over time (so the
+  classes' empirical frequencies), the positive uniform among the samples of the reference's class;
+- a discrete and continuous labels (any conditional but ``time``): references and negatives
+  class-balanced (each class value 0 … K-1 with probability 1/K, uniform within it; a value with
+  no sample passes its share to the next class, as CEBRA's interpolated prior does), the positive
+  the sample of the reference's class nearest to cont[ref] + delta[k], k uniform over all T rows.
+
+Multi-session: B references and B negatives uniform over time in every session; the positive of a
+reference lands in a uniformly permuted session (each session supplies B positives, CEBRA's
+`MultisessionSampler`): nearest to label[ref] + delta (deltas pooled over sessions, valid
+differences only) for continuous labels; uniform among that session's samples of the reference's
+class for a discrete label (CEBRA's `DiscreteMultisessionSampler`). Where CEBRA 0.6.1 has no
+multi-session sampler, or ignores the conditional, the natural one is defined (docs/engine.md):
+- a discrete and continuous labels: nearest to cont[ref] + delta among the samples of the
+  reference's class in the permuted session;
+- ``delta``: nearest to label[ref] + N(0, delta^2) in the permuted session (CEBRA uses time_delta);
+- ``time``: the positive ``time_offsets`` samples later in the reference's own session (CEBRA
+  refuses multi-session without labels): no session is tied to another but by the negatives.
 
 Where we deliberately differ, and why:
-- The nearest label comes from `NearestLabelIndex`, built once: a sorted array per group of the
-  label's discrete columns (here the two running-direction flags), searched with
-  `searchsorted`. That is O(log T) per query instead of CEBRA's O(T) brute-force argmin, and
-  returns the same sample (ties aside; `tests/unit/test_sampling.py`). Labels whose structure does
-  not allow it (more than one continuous column) fall back to an exact brute-force search.
-- All draws come from one seeded `torch.Generator` on the training device (CEBRA seeds its
-  single-session generators from OS entropy and uses numpy's global RNG for multi-session), so
-  a fit is reproducible and sampling stays on the GPU.
-- The search compares distances in float64, so that ties are exact ties. A training device
-  without float64 (Apple's GPU, 'mps') gets its samples from the CPU instead: the generator, the
-  labels and the index live there (`sampling_device`), and only the int64 sample indices go to
-  the device, once per step. The batches are the ones the same seed draws on the CPU.
+- The nearest label comes from `cebra_core.engine.nearest.NearestLabelIndex`, built once (sorted
+  arrays or k-d trees) instead of CEBRA's O(T) brute-force argmin; it returns the same sample.
+- All draws come from one seeded `torch.Generator` on the sampling device (CEBRA seeds its
+  single-session generators from OS entropy and uses numpy's and torch's global RNGs elsewhere),
+  so a fit is reproducible and sampling stays on the GPU.
+- A training device without float64 (Apple's GPU, 'mps') gets its samples from the CPU: the
+  generator, the labels and the index live there (`sampling_device`), and only the int64 sample
+  indices go to the device, once per step.
 """
 
 from __future__ import annotations
@@ -26,9 +45,9 @@ from dataclasses import dataclass
 
 import torch
 
-MAX_DISCRETE_VALUES = 16  # a label column with at most this many distinct values is treated as discrete
-MAX_GROUPS = 256  # at most this many (session, discrete combination) groups for the sorted index
-BRUTE_FORCE_CHUNK = 4096
+from cebra_core.engine.nearest import NearestLabelIndex, session_offsets
+
+CONDITIONALS = ("time_delta", "time", "delta")
 NO_FLOAT64 = ("mps",)  # device types without float64 tensors (Apple's GPU)
 
 
@@ -41,6 +60,27 @@ def sampling_device(device: str | torch.device) -> torch.device:
     """Where the sampler of a fit on `device` works: that device, or the CPU where it has no float64."""
     device = torch.device(device)
     return device if has_float64(device) else torch.device("cpu")
+
+
+@dataclass
+class Labels:
+    """One session's labels for sampling: ``continuous`` (T, c) float and/or ``discrete`` (T,) long;
+    neither (CEBRA-Time without labels) needs the session's ``length``."""
+
+    continuous: torch.Tensor | None = None
+    discrete: torch.Tensor | None = None
+    length: int | None = None
+
+    def to(self, device) -> "Labels":
+        return Labels(*(None if x is None else x.to(device) for x in (self.continuous, self.discrete)), self.length)
+
+    def __len__(self) -> int:
+        for labels in (self.continuous, self.discrete):
+            if labels is not None:
+                return len(labels)
+        if self.length is None:
+            raise ValueError("labels without any column need the session's length")
+        return self.length
 
 
 @dataclass
@@ -65,6 +105,52 @@ class Batch:
         return Batch(self.reference.to(device), self.positive.to(device), self.negative.to(device), order)
 
 
+# --------------------------------------------------------------------------------- draws
+
+
+def _uniform_indices(lengths: torch.Tensor, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """(S, B) indices, uniform over [0, T_s) in each session s, drawn as floor(U * T_s) like CEBRA."""
+    u = torch.rand((lengths.numel(), batch), generator=generator, device=lengths.device, dtype=torch.float64)
+    return (u * lengths[:, None]).long()
+
+
+def _deltas(continuous: torch.Tensor, time_offset: int, zero_rows: bool) -> torch.Tensor:
+    """label[t] - label[t - time_offset]; the first time_offset rows zero (single session) or left out."""
+    valid = continuous[time_offset:] - continuous[:-time_offset]
+    if not zero_rows:
+        return valid
+    return torch.cat([torch.zeros_like(continuous[:time_offset]), valid])
+
+
+class ClassIndex:
+    """The samples of each class of a discrete label in time order (CEBRA's sorted index and cdf),
+    for drawing uniformly within a class or class-balanced."""
+
+    def __init__(self, classes: torch.Tensor):
+        self.order = torch.sort(classes, stable=True).indices
+        counts = torch.bincount(classes)
+        self.counts = counts
+        self.cdf = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+        self.num_values = counts.numel()  # K = the largest class + 1
+
+    def within(self, klass: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A sample uniform among those of each class in ``klass``."""
+        u = torch.rand(klass.shape, generator=generator, device=klass.device, dtype=torch.float64)
+        position = (self.cdf[klass] + u * self.counts[klass]).long()
+        return self.order[position]
+
+    def balanced(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n samples with every class value 0 … K-1 equally likely (CEBRA's DiscreteUniform prior)."""
+        total = int(self.cdf[-1])
+        u = torch.rand(n, generator=generator, device=self.cdf.device, dtype=torch.float64) * self.num_values
+        value = u.floor().long().clamp(max=self.num_values - 1)
+        position = self.cdf[value] + (u - value) * (self.cdf[value + 1] - self.cdf[value])
+        return self.order[position.long().clamp(max=total - 1)]
+
+
+# --------------------------------------------------------------------------------- placement
+
+
 class _Placement:
     """Where a sampler works (its generator's device, the host) and where its batches go (the
     training device). `host_side` is true where the training device has no float64: then the host
@@ -82,230 +168,221 @@ class _Placement:
             )
 
 
-def _column_is_discrete(values: torch.Tensor) -> bool:
-    return torch.unique(values).numel() <= MAX_DISCRETE_VALUES
+def _check_kind(labels: list[Labels], conditional: str) -> str:
+    """Which distribution the labels and conditional give: time, time_delta, delta, discrete or mixed."""
+    if conditional not in CONDITIONALS:
+        raise ValueError(f"conditional={conditional!r} is not supported; supported: {', '.join(CONDITIONALS)}")
+    first = labels[0]
+    for s, lab in enumerate(labels):
+        if (lab.continuous is None) != (first.continuous is None) or (lab.discrete is None) != (first.discrete is None):
+            raise ValueError(f"session {s} has other kinds of labels than session 0 (continuous and/or discrete); "
+                             "every session needs the same")
+    if conditional == "time" or (first.continuous is None and first.discrete is None):
+        return "time"
+    if first.discrete is None:
+        return conditional
+    return "discrete" if first.continuous is None else "mixed"
 
 
-def _combinations(columns: torch.Tensor) -> tuple[int, torch.Tensor]:
-    """Number of distinct rows of (T, k) discrete columns, and the group number of each row."""
-    combos, group_of = torch.unique(columns, dim=0, return_inverse=True)
-    return combos.shape[0], group_of
-
-
-class NearestLabelIndex:
-    """Exact nearest-label search within a chosen session, from an index built once.
-
-    Labels (T_s, d) are split into groups of equal discrete columns (per session); each group
-    keeps its continuous column sorted. A query is looked up in every group of its target
-    session with one `searchsorted` over a single key array, and the closer of the two
-    neighbours per group wins. Ties go to the lowest time index, as torch.argmin does.
-    """
-
-    def __init__(self, labels: list[torch.Tensor]):
-        self.labels = labels
-        self.device = labels[0].device
-        pooled = torch.cat(labels)
-        dim = pooled.shape[1]
-        discrete = [_column_is_discrete(pooled[:, j]) for j in range(dim)]
-        continuous = [j for j in range(dim) if not discrete[j]]
-        if len(continuous) > 1:
-            self.sorted = False  # no 1-D structure to exploit: exact brute force
-            return
-        self.column = continuous[0] if continuous else 0
-        self.other = [j for j in range(dim) if j != self.column]
-        self._build(labels)
-
-    def _build(self, labels: list[torch.Tensor]) -> None:
-        keys, locals_, starts, ends, sessions = [], [], [], [], []
-        lo = min(float(l[:, self.column].min()) for l in labels)
-        hi = max(float(l[:, self.column].max()) for l in labels)
-        self.low, self.high = lo, hi
-        self.span = (hi - lo) + 1.0  # key = group * span + value keeps groups apart
-        offset = 0
-        for s, lab in enumerate(labels):
-            if self.other:
-                num_combos, group_of = _combinations(lab[:, self.other])
-            else:  # a single continuous column: one group per session
-                num_combos, group_of = 1, torch.zeros(lab.shape[0], dtype=torch.long, device=lab.device)
-            for g in range(num_combos):
-                members = torch.nonzero(group_of == g).squeeze(1)
-                values = lab[members, self.column].double()
-                order = torch.sort(values, stable=True).indices  # stable: equal values keep time order
-                group_id = len(starts)
-                keys.append(values[order] + group_id * self.span)
-                locals_.append(members[order])
-                starts.append(offset)
-                offset += members.numel()
-                ends.append(offset)
-                sessions.append(s)
-        self.num_groups = len(starts)
-        self.sorted = self.num_groups <= MAX_GROUPS
-        if not self.sorted:
-            return
-        self.keys = torch.cat(keys)
-        self.local_index = torch.cat(locals_)
-        # first position of each run of equal keys, so a left neighbour maps to its earliest sample
-        new_run = torch.ones_like(self.keys, dtype=torch.bool)
-        new_run[1:] = self.keys[1:] != self.keys[:-1]
-        positions = torch.arange(self.keys.numel(), device=self.device)
-        self.run_start = torch.cummax(torch.where(new_run, positions, torch.zeros_like(positions)), 0).values
-        self.group_start = torch.tensor(starts, device=self.device)
-        self.group_end = torch.tensor(ends, device=self.device)
-        group_session = torch.tensor(sessions, device=self.device)
-        per_session = [torch.nonzero(group_session == s).squeeze(1) for s in range(len(labels))]
-        width = max(g.numel() for g in per_session)
-        # pad each session's group list with its own first group: a repeated group changes nothing
-        self.session_groups = torch.stack(
-            [torch.cat([g, g[:1].expand(width - g.numel())]) for g in per_session]
-        )  # (S, G)
-        self.all_labels = torch.cat(labels)
-        self.session_offset = _session_offsets(labels)[1]
-
-    def nearest(self, queries: torch.Tensor, session: torch.Tensor) -> torch.Tensor:
-        """Local time index of the label nearest to each query (Q, d), searched in `session` (Q,)."""
-        if not self.sorted:
-            return self._brute_force(queries, session)
-        groups = self.session_groups[session]  # (Q, G)
-        value = queries[:, self.column].double().clamp(self.low, self.high)
-        key = groups * self.span + value[:, None]
-        right = torch.searchsorted(self.keys, key)  # first key >= query, within or just past the group
-        start, end = self.group_start[groups], self.group_end[groups]
-        # the neighbours on either side, kept inside the group (the mask drops the ones outside)
-        left = self.run_start[torch.maximum(right - 1, start)]
-        candidates = torch.stack([left, torch.minimum(right, end - 1)], dim=-1)  # (Q, G, 2)
-        ok = torch.stack([right - 1 >= start, right < end], dim=-1)
-        local = self.local_index[candidates]
-        offset = self.session_offset[session][:, None, None]
-        diff = self.all_labels[local + offset].double() - queries.double()[:, None, None, :]
-        dist = (diff * diff).sum(-1).masked_fill(~ok, float("inf"))
-        flat_dist = dist.reshape(dist.shape[0], -1)
-        flat_local = local.reshape(local.shape[0], -1)
-        best = flat_dist.min(dim=1, keepdim=True).values
-        # ties go to the earliest sample, like argmin over time
-        tie_broken = torch.where(flat_dist == best, flat_local, torch.iinfo(torch.long).max)
-        return tie_broken.min(dim=1).values
-
-    def _brute_force(self, queries: torch.Tensor, session: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(queries.shape[0], dtype=torch.long, device=queries.device)
-        for s, lab in enumerate(self.labels):  # fallback path only
-            rows = torch.nonzero(session == s).squeeze(1)
-            for chunk in rows.split(BRUTE_FORCE_CHUNK):
-                out[chunk] = brute_force_nearest(lab, queries[chunk])
-        return out
-
-
-def brute_force_nearest(labels: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-    """Exact argmin over all T labels of the squared distance to each query (first index on ties)."""
-    dist = torch.cdist(queries.double(), labels.double()).square()
-    return dist.argmin(dim=1)
-
-
-def _session_offsets(labels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lengths T_s of the sessions and the row where each starts when they are concatenated."""
-    lengths = torch.tensor([l.shape[0] for l in labels], device=labels[0].device)
-    return lengths, lengths.cumsum(0) - lengths
-
-
-def _pooled_deltas(labels: list[torch.Tensor], time_offset: int) -> torch.Tensor:
-    """label[t] - label[t - time_offset] of every session, valid differences only, concatenated."""
-    return torch.cat([l[time_offset:] - l[:-time_offset] for l in labels])
-
-
-def _uniform_indices(lengths: torch.Tensor, batch: int, generator: torch.Generator) -> torch.Tensor:
-    """(S, B) indices, uniform over [0, T_s) in each session s, drawn as floor(U * T_s) like CEBRA."""
-    u = torch.rand((lengths.numel(), batch), generator=generator, device=lengths.device, dtype=torch.float64)
-    return (u * lengths[:, None]).long()
+# --------------------------------------------------------------------------------- single session
 
 
 class SingleSessionSampler(_Placement):
-    """CEBRA's single-session ContinuousDataLoader with TimedeltaDistribution.
+    """CEBRA's single-session loaders (module docstring): one session, B references, positives and
+    negatives per step. Works on the generator's device; ``device`` is where its batches go."""
 
-    Works on the generator's device; `device` (default: the same) is where its batches go."""
-
-    def __init__(self, labels: torch.Tensor, time_offset: int, generator: torch.Generator,
-                 device: str | torch.device | None = None):  # fmt: skip
+    def __init__(self, labels: Labels, *, conditional: str, time_offset: int, delta: float | None,
+                 generator: torch.Generator, device: str | torch.device | None = None):  # fmt: skip
         self._place(generator, device)
+        self.kind = _check_kind([labels], conditional)
         labels = labels.to(self.host)
-        self.labels = labels
-        self.delta = torch.zeros_like(labels)  # the first time_offset rows stay zero, as in CEBRA
-        self.delta[time_offset:] = labels[time_offset:] - labels[:-time_offset]
-        self.index = NearestLabelIndex([labels])
-        self.length = torch.tensor([labels.shape[0]], device=labels.device)
+        self.length = torch.tensor([len(labels)], device=self.host)
+        self.time_offset, self.delta = time_offset, delta
+        if self.kind == "time":
+            if len(labels) <= time_offset:
+                raise ValueError(f"{len(labels)} samples leave no positive {time_offset} samples later (time_offsets)")
+            return
+        if self.kind == "delta" and delta is None:
+            raise ValueError("conditional='delta' needs delta, the standard deviation of the positives' label noise")
+        self.continuous = labels.continuous
+        if labels.discrete is not None:
+            self.classes = ClassIndex(labels.discrete)
+            self.discrete = labels.discrete
+        if labels.continuous is not None:
+            self.table = _deltas(labels.continuous, time_offset, zero_rows=True)
+            classes = [labels.discrete] if self.kind == "mixed" else None
+            self.index = NearestLabelIndex([labels.continuous], classes)
 
     def sample(self, batch: int) -> Batch:
-        indices = _uniform_indices(self.length, 2 * batch, self.generator)[0]
-        reference, negative = indices[:batch], indices[batch:]
-        k = _uniform_indices(self.length, batch, self.generator)[0]
-        query = self.labels[reference] + self.delta[k]
-        session = torch.zeros(batch, dtype=torch.long, device=query.device)
-        positive = self.index.nearest(query, session)
+        if self.kind == "mixed":
+            reference = self.classes.balanced(batch, self.generator)
+            negative = self.classes.balanced(batch, self.generator)
+        elif self.kind == "time":
+            both = _uniform_indices(self.length - self.time_offset, 2 * batch, self.generator)[0]
+            reference, negative = both[:batch], both[batch:]
+        else:
+            both = _uniform_indices(self.length, 2 * batch, self.generator)[0]
+            reference, negative = both[:batch], both[batch:]
+        positive = self._positive(reference)
         return Batch(reference[None], positive[None], negative[None]).to(self.device)
+
+    def _positive(self, reference: torch.Tensor) -> torch.Tensor:
+        session = torch.zeros_like(reference)
+        if self.kind == "time":
+            return reference + self.time_offset
+        if self.kind == "discrete":
+            return self.classes.within(self.discrete[reference], self.generator)
+        if self.kind == "delta":
+            noise = torch.randn(self.continuous[reference].shape, generator=self.generator, device=reference.device,
+                                dtype=self.continuous.dtype)
+            return self.index.nearest(self.continuous[reference] + self.delta * noise, session)
+        k = _uniform_indices(self.length, len(reference), self.generator)[0]
+        query = self.continuous[reference] + self.table[k]
+        return self.index.nearest(query, session, self.discrete[reference] if self.kind == "mixed" else None)
+
+
+# --------------------------------------------------------------------------------- multi-session
 
 
 class MultiSessionSampler(_Placement):
-    """CEBRA's MultisessionSampler: positives from a uniformly permuted choice of sessions.
+    """CEBRA's multi-session samplers (module docstring): B references and negatives in every
+    session, positives in a uniformly permuted session. Works on the generator's device; ``device``
+    is where its batches go."""
 
-    Works on the generator's device; `device` (default: the same) is where its batches go."""
-
-    def __init__(self, labels: list[torch.Tensor], time_offset: int, generator: torch.Generator,
-                 device: str | torch.device | None = None):  # fmt: skip
+    def __init__(self, labels: list[Labels], *, conditional: str, time_offset: int, delta: float | None,
+                 generator: torch.Generator, device: str | torch.device | None = None):  # fmt: skip
         self._place(generator, device)
-        labels = [l.to(self.host) for l in labels]
+        self.kind = _check_kind(labels, conditional)
+        labels = [lab.to(self.host) for lab in labels]
         self.num_sessions = len(labels)
-        self.lengths, self.offsets = _session_offsets(labels)
-        self.all_labels = torch.cat(labels)
-        # one pooled table of valid differences only (no zero rows, unlike single-session)
-        self.delta = _pooled_deltas(labels, time_offset)
-        self.index = NearestLabelIndex(labels)
+        self.lengths = torch.tensor([len(lab) for lab in labels], device=self.host)
+        self.offsets = self.lengths.cumsum(0) - self.lengths
+        self.time_offset, self.delta = time_offset, delta
+        if self.kind == "time":
+            return
+        if self.kind == "delta" and delta is None:
+            raise ValueError("conditional='delta' needs delta, the standard deviation of the positives' label noise")
+        if labels[0].discrete is not None:
+            self.discrete = torch.cat([lab.discrete for lab in labels])
+            self.classes = [ClassIndex(lab.discrete) for lab in labels]
+            _check_shared_classes([lab.discrete for lab in labels])
+        if labels[0].continuous is not None:
+            self.continuous = torch.cat([lab.continuous for lab in labels])
+            # one pooled table of valid differences only (no zero rows, unlike single-session)
+            self.table = torch.cat([_deltas(lab.continuous, time_offset, zero_rows=False) for lab in labels])
+            classes = [lab.discrete for lab in labels] if self.kind == "mixed" else None
+            self.index = NearestLabelIndex([lab.continuous for lab in labels], classes)
 
     def sample(self, batch: int) -> Batch:
+        lengths = self.lengths - self.time_offset if self.kind == "time" else self.lengths
+        reference = _uniform_indices(lengths, batch, self.generator)
+        negative = _uniform_indices(lengths, batch, self.generator)
+        if self.kind == "time":
+            return Batch(reference, reference + self.time_offset, negative).to(self.device)
         num = self.num_sessions * batch
-        reference = _uniform_indices(self.lengths, batch, self.generator)
-        negative = _uniform_indices(self.lengths, batch, self.generator)
-        k = torch.randint(0, self.delta.shape[0], (num,), generator=self.generator, device=self.delta.device)
-        query = self.all_labels[(reference + self.offsets[:, None]).reshape(-1)] + self.delta[k]
-        permutation = torch.randperm(num, generator=self.generator, device=query.device)
+        rows = (reference + self.offsets[:, None]).reshape(-1)  # the references as rows of all sessions
+        if self.kind != "discrete":
+            if self.kind == "delta":
+                noise = torch.randn(self.continuous[rows].shape, generator=self.generator, device=rows.device,
+                                    dtype=self.continuous.dtype)
+                query = self.continuous[rows] + self.delta * noise
+            else:
+                k = torch.randint(0, self.table.shape[0], (num,), generator=self.generator, device=rows.device)
+                query = self.continuous[rows] + self.table[k]
+        permutation = torch.randperm(num, generator=self.generator, device=rows.device)
         # slot (i, j) takes query permutation[i*B + j] and finds its positive in session i
-        slot_session = torch.arange(self.num_sessions, device=query.device).repeat_interleave(batch)
-        positive = self.index.nearest(query[permutation], slot_session).reshape(self.num_sessions, batch)
-        return Batch(reference, positive, negative, positive_order=torch.argsort(permutation)).to(self.device)
+        slot_session = torch.arange(self.num_sessions, device=rows.device).repeat_interleave(batch)
+        if self.kind == "discrete":
+            klass = self.discrete[rows[permutation]]
+            positive = torch.cat([self.classes[s].within(klass[s * batch:(s + 1) * batch], self.generator)
+                                  for s in range(self.num_sessions)])
+        else:
+            klass = self.discrete[rows[permutation]] if self.kind == "mixed" else None
+            positive = self.index.nearest(query[permutation], slot_session, klass)
+        order = torch.argsort(permutation)
+        return Batch(reference, positive.reshape(self.num_sessions, batch), negative, positive_order=order).to(self.device)
 
 
-def make_sampler(
-    labels: list[torch.Tensor], time_offset: int, seed: int, device: str | torch.device, multi: bool
-) -> SingleSessionSampler | MultiSessionSampler:
+def _check_shared_classes(discrete: list[torch.Tensor]) -> None:
+    """Every class of any session in every session (a positive must exist in each)."""
+    present = [set(torch.unique(d).tolist()) for d in discrete]
+    everything = set().union(*present)
+    for s, classes in enumerate(present):
+        missing = sorted(everything - classes)
+        if missing:
+            raise ValueError(f"session {s} has no sample of class(es) {missing}, which other sessions have: "
+                             "multi-session sampling needs every class in every session")
+
+
+def make_sampler(labels: list[Labels], *, conditional: str, time_offset: int, delta: float | None, seed: int,
+                 device: str | torch.device, multi: bool) -> SingleSessionSampler | MultiSessionSampler:
     """The sampler of a fit on `device`, seeded, on `sampling_device(device)` (its generator: `.generator`)."""
     generator = torch.Generator(device=sampling_device(device)).manual_seed(seed)
+    options = dict(conditional=conditional, time_offset=time_offset, delta=delta, generator=generator, device=device)
     if multi:
-        return MultiSessionSampler(labels, time_offset, generator, device)
-    return SingleSessionSampler(labels[0], time_offset, generator, device)
+        return MultiSessionSampler(labels, **options)
+    return SingleSessionSampler(labels[0], **options)
+
+
+# --------------------------------------------------------------------------------- a new session
 
 
 class AdaptationSampler(_Placement):
     """Samples for fitting a new session into a trained multi-session space (`CEBRA.adapt`).
 
-    References come from the new session; the positive of each reference is the nearest label
-    (to label[ref] + delta) in a uniformly chosen trained session, and negatives are uniform in
-    every trained session, B each. Positives and negatives are returned as rows of the trained
-    sessions concatenated in order, since their (frozen) embeddings are looked up, not computed.
+    References come from the new session; the positive of each reference is drawn in a uniformly
+    chosen trained session as the multi-session sampler draws it there (nearest to label + delta,
+    of the same class, or both); negatives are uniform in every trained session, B each.
+    Positives and negatives are returned as rows of the trained sessions concatenated in order,
+    since their (frozen) embeddings are looked up, not computed.
     """
 
-    def __init__(self, new_labels: torch.Tensor, trained_labels: list[torch.Tensor], time_offset: int,
-                 generator: torch.Generator, device: str | torch.device | None = None):  # fmt: skip
+    def __init__(self, new: Labels, trained: list[Labels], *, conditional: str, time_offset: int,
+                 delta: float | None, generator: torch.Generator, device: str | torch.device | None = None):  # fmt: skip
         self._place(generator, device)
-        new_labels = new_labels.to(self.host)
-        trained_labels = [l.to(self.host) for l in trained_labels]
-        self.new_labels = new_labels
-        self.lengths, self.offsets = _session_offsets(trained_labels)
-        self.delta = _pooled_deltas(trained_labels + [new_labels], time_offset)
-        self.index = NearestLabelIndex(trained_labels)
+        self.kind = _check_kind([*trained, new], conditional)
+        if self.kind == "time":
+            raise ValueError("adapt() places a new session by its labels: it needs labels and a conditional other "
+                             "than 'time'")
+        new = new.to(self.host)
+        trained = [lab.to(self.host) for lab in trained]
+        self.new = new
+        self.lengths = torch.tensor([len(lab) for lab in trained], device=self.host)
+        self.offsets = self.lengths.cumsum(0) - self.lengths
+        self.delta = delta
+        if new.discrete is not None:
+            _check_shared_classes([lab.discrete for lab in trained] + [new.discrete])
+            self.classes = [ClassIndex(lab.discrete) for lab in trained]
+        if new.continuous is not None:
+            self.table = torch.cat([_deltas(lab.continuous, time_offset, zero_rows=False) for lab in [*trained, new]])
+            classes = [lab.discrete for lab in trained] if self.kind == "mixed" else None
+            self.index = NearestLabelIndex([lab.continuous for lab in trained], classes)
+
+    def _trained_sessions(self, batch: int) -> torch.Tensor:
+        """The trained session each positive is drawn in, uniform."""
+        return torch.randint(0, self.lengths.numel(), (batch,), generator=self.generator, device=self.host)
 
     def sample(self, batch: int) -> Batch:
-        device = self.new_labels.device
-        reference = _uniform_indices(torch.tensor([self.new_labels.shape[0]], device=device), batch, self.generator)[0]
+        device = self.host
+        reference = _uniform_indices(torch.tensor([len(self.new)], device=device), batch, self.generator)[0]
         negative = (_uniform_indices(self.lengths, batch, self.generator) + self.offsets[:, None]).reshape(-1)
-        k = torch.randint(0, self.delta.shape[0], (batch,), generator=self.generator, device=device)
-        query = self.new_labels[reference] + self.delta[k]
-        session = torch.randint(0, self.lengths.numel(), (batch,), generator=self.generator, device=device)
-        positive = self.index.nearest(query, session) + self.offsets[session]
+        if self.kind == "discrete":
+            session = self._trained_sessions(batch)
+            klass = self.new.discrete[reference]
+            positive = torch.empty_like(reference)
+            for s, index in enumerate(self.classes):
+                rows = torch.nonzero(session == s).squeeze(1)
+                positive[rows] = index.within(klass[rows], self.generator)
+        else:
+            if self.kind == "delta":
+                noise = torch.randn(self.new.continuous[reference].shape, generator=self.generator, device=device,
+                                    dtype=self.new.continuous.dtype)
+                query = self.new.continuous[reference] + self.delta * noise
+            else:
+                k = torch.randint(0, self.table.shape[0], (batch,), generator=self.generator, device=device)
+                query = self.new.continuous[reference] + self.table[k]
+            session = self._trained_sessions(batch)  # after the query: a continuous label's draws keep their order
+            klass = self.new.discrete[reference] if self.kind == "mixed" else None
+            positive = self.index.nearest(query, session, klass)
+        positive = positive + self.offsets[session]
         return Batch(reference[None], positive[None], negative[None]).to(self.device)

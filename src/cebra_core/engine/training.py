@@ -16,23 +16,24 @@ import torch
 from tqdm.auto import tqdm
 
 from cebra_core.sessions.files import atomic_output
-from cebra_core.engine.loss import InfoNCE, infonce
-from cebra_core.engine.model import Offset10Model, encode_windows, gather_windows
+from cebra_core.engine.architectures import Offset
+from cebra_core.engine.loss import Criterion, InfoNCE
+from cebra_core.engine.model import Encoder, encode_windows, gather_windows
 from cebra_core.engine.sampling import Batch
 
 PROGRESS_EVERY = 50
-LOG_COLUMNS = ("pos", "neg", "total")
-CHECKPOINT_KEYS = {"fingerprint", "iteration", "models", "optimizer", "generator", "log"}
+LOG_COLUMNS = ("pos", "neg", "total", "temperature")
+CHECKPOINT_KEYS = {"fingerprint", "iteration", "models", "criterion", "optimizer", "generator", "log"}
 
 logger = logging.getLogger(__name__)
 
 
 def contrastive_step(
-    models: list[Offset10Model], neural: list[torch.Tensor], batch: Batch, temperature: float
+    models: list[Encoder], neural: list[torch.Tensor], batch: Batch, criterion: Criterion, offset: Offset
 ) -> InfoNCE:
     """Loss of one batch: each session's encoder embeds its references, positives and negatives at once."""
     windows = [
-        gather_windows(x, torch.cat([batch.reference[s], batch.positive[s], batch.negative[s]]))
+        gather_windows(x, torch.cat([batch.reference[s], batch.positive[s], batch.negative[s]]), offset)
         for s, x in enumerate(neural)
     ]
     z = encode_windows(models, windows)  # (S, 3B, D)
@@ -42,7 +43,7 @@ def contrastive_step(
     negative = z[:, 2 * b :].reshape(-1, d)
     if batch.positive_order is not None:
         positive = positive[batch.positive_order]
-    return infonce(reference, positive, negative, temperature)
+    return criterion(reference, positive, negative)
 
 
 @dataclass
@@ -53,11 +54,12 @@ class Checkpoint:
     every: int
     fingerprint: str
 
-    def save(self, iteration: int, models, optimizer, generator: torch.Generator, log: torch.Tensor) -> None:
+    def save(self, iteration: int, models, criterion, optimizer, generator: torch.Generator, log: torch.Tensor) -> None:
         state = {  # the keys of CHECKPOINT_KEYS
             "fingerprint": self.fingerprint,
             "iteration": iteration,
             "models": [m.state_dict() for m in models],
+            "criterion": criterion.state_dict(),
             "optimizer": optimizer.state_dict(),
             "generator": generator.get_state(),
             "log": log[:iteration].cpu(),
@@ -105,13 +107,14 @@ def atomic_torch_save(obj: object, path: Path) -> None:
 
 
 def train(
-    models: list[Offset10Model],
+    models: list[Encoder],
     neural: list[torch.Tensor],
     sampler,
     *,
+    criterion: Criterion,
+    offset: Offset,
     batch_size: int,
     learning_rate: float,
-    temperature: float,
     max_iterations: int,
     generator: torch.Generator,
     parameters: list[torch.nn.Parameter] | None = None,
@@ -119,13 +122,15 @@ def train(
     checkpoint: Checkpoint | None = None,
     verbose: bool = False,
 ) -> torch.Tensor:
-    """Fit `models` in place; returns the (max_iterations, 3) log of pos, neg, total per step.
+    """Fit `models` (and a learnable temperature) in place; returns the (max_iterations, 4) log of
+    pos, neg, total and the temperature after each step (CEBRA logs it after the optimiser step).
 
-    `parameters` (default: all of the models') are the ones Adam updates; `step` computes one
-    batch's loss (default: the ordinary contrastive step; `CEBRA.adapt` passes its own).
+    `parameters` (default: all of the models', then the criterion's, CEBRA's order) are the ones
+    Adam updates; `step` computes one batch's loss (default: the ordinary contrastive step;
+    `CEBRA.adapt` passes its own).
     """
     if parameters is None:
-        parameters = [p for m in models for p in m.parameters()]
+        parameters = [p for m in models for p in m.parameters()] + list(criterion.parameters())
     optimizer = torch.optim.Adam(parameters, lr=learning_rate, betas=(0.9, 0.999), eps=1e-8)
     device = neural[0].device
     log = torch.zeros(max_iterations, len(LOG_COLUMNS), device=device)
@@ -135,6 +140,7 @@ def train(
         start = state["iteration"]
         for model, weights in zip(models, state["models"]):
             model.load_state_dict(weights)
+        criterion.load_state_dict(state["criterion"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         log[:start] = state["log"].to(device)
@@ -143,18 +149,20 @@ def train(
         model.train()
     bar = tqdm(total=max_iterations, initial=start, disable=not verbose, desc="cebra_core fit")
     for iteration in range(start, max_iterations):
-        loss = step(models, neural, sampler.sample(batch_size), temperature)
+        loss = step(models, neural, sampler.sample(batch_size), criterion, offset)
         optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         optimizer.step()
-        log[iteration] = torch.stack([loss.pos, loss.neg, loss.total]).detach()
+        with torch.no_grad():
+            temperature = 1.0 / torch.as_tensor(criterion.inverse_temperature(), device=device)
+            log[iteration] = torch.stack([loss.pos, loss.neg, loss.total, temperature.to(loss.total.dtype)])
         done = iteration + 1
         if checkpoint is not None and (done % checkpoint.every == 0 or done == max_iterations):
-            checkpoint.save(done, models, optimizer, generator, log)
+            checkpoint.save(done, models, criterion, optimizer, generator, log)
         if verbose:
             bar.update(1)
             if done % PROGRESS_EVERY == 0 or done == max_iterations:
-                pos, neg, total = log[iteration].tolist()
+                pos, neg, total, temperature = log[iteration].tolist()
                 bar.set_postfix_str(f"pos: {pos: .4f} neg: {neg: .4f} total: {total: .4f} temperature: {temperature: .4f}")
     bar.close()
     return log

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+import seaborn as sns
 from matplotlib import colormaps
 from plotly.subplots import make_subplots
 
 from cebra_core.sessions.files import atomic_output
-from cebra_core.figures.plots import LEFT_CMAP, RIGHT_CMAP, check_panel
+from cebra_core.figures.plots import CYCLIC_CMAP, LEFT_CMAP, POSITION, RIGHT_CMAP, Colouring, check_panel
 from cebra_core.sessions.rats import BIN_SECONDS
 
 __all__ = ["MAX_POINTS_PER_PANEL", "colorscale", "plot_embeddings_3d", "subsample", "write_html"]
@@ -52,13 +53,17 @@ def colorscale(cmap: str, steps: int = COLORSCALE_STEPS) -> list[list]:
 
 
 def _panels(rat: str, single: Mapping[str, tuple] | None, multi: Mapping[str, tuple] | None
-            ) -> list[tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """[(label, (embedding, position, right))] of the rat's panels: Single, then Multi."""
+            ) -> list[tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]]:
+    """[(label, (embedding, colour values, right flag or None))] of the session's panels: Single, then Multi."""
     panels = [(label, check_panel(f"{label}-{rat}", data[rat]))
               for label, data in (("Single", single), ("Multi", multi)) if data and rat in data]
     if not panels:
-        raise ValueError(f"Nothing to plot for rat {rat!r}: it is in neither the single nor the multi embeddings.")
+        raise ValueError(f"Nothing to plot for session {rat!r}: it is in neither the single nor the multi embeddings.")
     return panels
+
+
+def _rgb(colour) -> str:
+    return "rgb({}, {}, {})".format(*(int(round(255 * c)) for c in colour[:3]))
 
 
 def plot_embeddings_3d(
@@ -67,48 +72,64 @@ def plot_embeddings_3d(
     multi: Mapping[str, tuple] | None,
     max_points: int = MAX_POINTS_PER_PANEL,
     bin_seconds: float = BIN_SECONDS,
-    position_label: str = "Position (m)",
+    colouring: Colouring = POSITION,
 ) -> go.Figure:
-    """Rotatable 3-D scatters of one rat: ``Single-<rat>`` (aligned) and ``Multi-<rat>`` side by side.
+    """Rotatable 3-D scatters of one session: ``Single-<session>`` (aligned) and ``Multi-<session>`` side by side.
 
-    ``single`` / ``multi`` map rat name -> (embedding (T, 3), position (T,), right (T,) bool), as for
-    ``plots.plot_embedding_grid``; the colour range spans every rat of both (the static figure's
-    scale). Each panel is subsampled with ``subsample(T, max_points)``; hovering a point shows the
-    rat, its time (bin index x ``bin_seconds``) and its position. Clicking a running direction in
-    the legend hides or shows it in both panels.
+    ``single`` / ``multi`` map session -> (embedding (T, 3), colour values (T,), right flag (T,) bool
+    or None), as for ``plots.plot_embedding_grid``, coloured as ``colouring`` says (the colour range,
+    or the classes, span every session of both: the static figure's scale). Each panel is subsampled
+    with ``subsample(T, max_points)``; hovering a point shows the session, its time (bin index x
+    ``bin_seconds``) and its colour value. Clicking a legend entry (a running direction, or a class)
+    hides or shows it in both panels.
     """
     panels = _panels(rat, single, multi)
     everything = [v for data in (single, multi) if data for v in data.values()]
     lo = min(float(np.min(v[1])) for v in everything)
     hi = max(float(np.max(v[1])) for v in everything)
+    split = all(v[2] is not None for v in everything)
 
     fig = make_subplots(rows=1, cols=len(panels), specs=[[{"type": "scene"}] * len(panels)],
                         subplot_titles=[f"{label}-{rat}" for label, _ in panels], horizontal_spacing=0.02)
-    directions = (("right", RIGHT_CMAP, "coloraxis"), ("left", LEFT_CMAP, "coloraxis2"))
-    for col, (label, (emb, pos, right)) in enumerate(panels, start=1):
+    if colouring.kind == "discrete":
+        classes = sorted(set(np.concatenate([np.unique(v[1]) for v in everything]).tolist()))
+        colours = {k: _rgb(c) for k, c in zip(classes, sns.color_palette("colorblind" if len(classes) <= 10 else "husl",
+                                                                          len(classes)))}
+        groups = [(f"{colouring.name} {k}", lambda values, right, k=k: values == k, None, colours[k]) for k in classes]
+    elif split:
+        groups = [("right-running", lambda values, right: right, "coloraxis", None),
+                  ("left-running", lambda values, right: ~right, "coloraxis2", None)]
+    else:
+        groups = [(colouring.name, lambda values, right: np.ones(len(values), bool), "coloraxis", None)]
+    for col, (label, (emb, values, right)) in enumerate(panels, start=1):
         keep = subsample(len(emb), max_points)
-        emb, pos, right = emb[keep, :3].astype(np.float32), pos[keep].astype(np.float32), right[keep]
+        emb, values = emb[keep, :3].astype(np.float32), values[keep].astype(np.float32)
+        right = None if right is None else right[keep]
         seconds = (keep * bin_seconds).astype(np.float32)
-        for direction, _, axis in directions:
-            mask = right if direction == "right" else ~right
+        for name, select, axis, colour in groups:
+            mask = select(values, right)
+            marker = {"size": POINT_SIZE, "line": {"width": 0}}
+            marker.update({"color": colour} if axis is None else {"color": values[mask], "coloraxis": axis})
             fig.add_trace(go.Scatter3d(
-                x=emb[mask, 0], y=emb[mask, 1], z=emb[mask, 2], mode="markers",
-                marker={"size": POINT_SIZE, "color": pos[mask], "coloraxis": axis, "line": {"width": 0}},
-                customdata=np.stack([seconds[mask], pos[mask]], axis=1),
+                x=emb[mask, 0], y=emb[mask, 1], z=emb[mask, 2], mode="markers", marker=marker,
+                customdata=np.stack([seconds[mask], values[mask]], axis=1),
                 hovertemplate=(f"<b>{rat}</b> ({label.lower()})<br>"
-                               "time %{customdata[0]:.3f} s<br>position %{customdata[1]:.3f} m"
-                               f"<extra>{direction}-running</extra>"),
-                name=f"{direction}-running", legendgroup=direction, showlegend=col == 1,
+                               "time %{customdata[0]:.3f} s<br>" + f"{colouring.name} " + "%{customdata[1]:.3f}"
+                               f"<extra>{name}</extra>"),
+                name=name, legendgroup=name, showlegend=col == 1,
             ), row=1, col=col)
 
     hidden = {"visible": False, "showbackground": False, "showgrid": False, "zeroline": False}
     fig.update_scenes(xaxis=hidden, yaxis=hidden, zaxis=hidden, aspectmode="cube")
-    for (direction, cmap, axis), x in zip(directions, (0.27, 0.73)):
-        fig.update_layout({axis: {
-            "colorscale": colorscale(cmap), "cmin": lo, "cmax": hi,
-            "colorbar": {"orientation": "h", "x": x, "y": -0.02, "len": 0.4, "thickness": 12,
-                         "title": {"text": f"{position_label}, {direction}-running", "side": "bottom"}},
-        }})
+    if colouring.kind != "discrete":
+        bars = ([("coloraxis", RIGHT_CMAP, ", right-running", 0.27), ("coloraxis2", LEFT_CMAP, ", left-running", 0.73)]
+                if split else [("coloraxis", CYCLIC_CMAP if colouring.kind == "cyclic" else LEFT_CMAP, "", 0.5)])
+        for axis, cmap, direction, x in bars:
+            fig.update_layout({axis: {
+                "colorscale": colorscale(cmap), "cmin": lo, "cmax": hi,
+                "colorbar": {"orientation": "h", "x": x, "y": -0.02, "len": 0.4, "thickness": 12,
+                             "title": {"text": f"{colouring.name}{direction}", "side": "bottom"}},
+            }})
     fig.update_layout(
         title={"text": f"{rat}: embeddings (drag to rotate, scroll to zoom)", "x": 0.5, "y": 0.97,
                "yanchor": "top"},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,10 @@ from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the "3d" projection)
 
-from cebra_core.analysis.tables import embedding_columns, split_sessions
+from cebra_core.analysis.tables import embedding_columns, is_discrete, label_columns, split_sessions
 from cebra_core.sessions.files import atomic_output
 
 __all__ = [
@@ -42,7 +44,8 @@ __all__ = [
 CONSISTENCY_ROW_LABEL = "predictor (row)"
 CONSISTENCY_COLUMN_LABEL = "predicted (column): R² of the row's linear map"
 RIGHT_CMAP = "cool"
-LEFT_CMAP = "viridis"
+LEFT_CMAP = "viridis"  # also the colour map of a continuous label without a direction split
+CYCLIC_CMAP = "twilight"  # an angle
 
 # Fixed metadata so reruns of a workflow write byte-identical vector files.
 _METADATA = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
@@ -81,28 +84,59 @@ def _clean_3d(ax) -> None:
     ax.set_box_aspect((1, 1, 1))
 
 
-def check_panel(name: str, value) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unpack (embedding (T, >=3), position (T,), right (T,) bool) and validate lengths."""
+@dataclass(frozen=True)
+class Colouring:
+    """How the embedding figures colour the points: by a label's values, ``kind`` continuous (one
+    colour map and bar), discrete (a colour per class, a legend) or cyclic (an angle, a cyclic map);
+    a panel whose third item is a right-running flag splits a continuous label into two colour maps
+    (the rat track's position, as CEBRA's demo draws it). ``name`` titles the bar or legend."""
+
+    name: str = "Position (m)"
+    kind: str = "continuous"
+
+
+POSITION = Colouring()
+
+
+def check_panel(name: str, value) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Unpack (embedding (T, >=3), colour values (T,), right-running flag (T,) bool or None) and validate lengths."""
     if len(value) != 3:
-        raise ValueError(f"{name}: expected (embedding, position, right), got {len(value)} items")
-    emb, pos, right = (np.asarray(v) for v in value)
+        raise ValueError(f"{name}: expected (embedding, colour values, right flag or None), got {len(value)} items")
+    emb, values = np.asarray(value[0]), np.asarray(value[1])
+    right = None if value[2] is None else np.asarray(value[2])
     if emb.ndim != 2 or emb.shape[1] < 3:
         raise ValueError(f"{name}: embedding must be (T, 3) or wider, got shape {emb.shape}")
-    if pos.ndim != 1 or right.ndim != 1 or not len(emb) == len(pos) == len(right):
+    if values.ndim != 1 or len(values) != len(emb) or (right is not None and (right.ndim != 1 or len(right) != len(emb))):
         raise ValueError(
-            f"{name}: embedding {emb.shape}, position {pos.shape} and right {right.shape} must be "
-            "(T, 3), (T,), (T,)")
-    return emb, pos, right.astype(bool)
+            f"{name}: embedding {emb.shape}, colour values {values.shape} and right flag "
+            f"{None if right is None else right.shape} must be (T, 3), (T,), (T,) or None")
+    return emb, values, None if right is None else right.astype(bool)
 
 
-def plot_embedding(ax, embedding: npt.ArrayLike, position: npt.ArrayLike, right: npt.ArrayLike,
-                   norm: Normalize | None = None, s: float = 0.5, title: str | None = None):
-    """3-D scatter of one embedding on a 3-D ``ax``; colour = position, cmap by running direction."""
-    emb, pos, right = check_panel(title or "embedding", (embedding, position, right))
-    norm = norm or Normalize(float(pos.min()), float(pos.max()))
-    for mask, cmap in ((right, RIGHT_CMAP), (~right, LEFT_CMAP)):
-        ax.scatter(emb[mask, 0], emb[mask, 1], emb[mask, 2], c=pos[mask], cmap=cmap, norm=norm,
-                   s=s, linewidths=0, depthshade=False, rasterized=True)
+def _class_colours(classes: Sequence) -> dict:
+    """A colour per class, colour-blind friendly, in class order."""
+    return dict(zip(classes, sns.color_palette("colorblind" if len(classes) <= 10 else "husl", len(classes))))
+
+
+def plot_embedding(ax, embedding: npt.ArrayLike, values: npt.ArrayLike, right: npt.ArrayLike | None,
+                   norm: Normalize | None = None, s: float = 0.5, title: str | None = None,
+                   colouring: Colouring = POSITION, classes: Sequence | None = None):  # fmt: skip
+    """3-D scatter of one embedding on a 3-D ``ax``, coloured as ``colouring`` says (with a right
+    flag: one colour map per running direction)."""
+    emb, values, right = check_panel(title or "embedding", (embedding, values, right))
+    if colouring.kind == "discrete":
+        colours = _class_colours(classes if classes is not None else sorted(np.unique(values)))
+        for klass, colour in colours.items():
+            mask = values == klass
+            ax.scatter(emb[mask, 0], emb[mask, 1], emb[mask, 2], color=colour, s=s, linewidths=0,
+                       depthshade=False, rasterized=True)
+    else:
+        norm = norm or Normalize(float(values.min()), float(values.max()))
+        groups = [(np.ones(len(emb), bool), CYCLIC_CMAP if colouring.kind == "cyclic" else LEFT_CMAP)] if right is None \
+            else [(right, RIGHT_CMAP), (~right, LEFT_CMAP)]
+        for mask, cmap in groups:
+            ax.scatter(emb[mask, 0], emb[mask, 1], emb[mask, 2], c=values[mask], cmap=cmap, norm=norm,
+                       s=s, linewidths=0, depthshade=False, rasterized=True)
     _clean_3d(ax)
     if title:
         ax.set_title(title, fontsize=12, pad=0)
@@ -113,13 +147,14 @@ def plot_embedding_grid(
     single: Mapping[str, tuple] | None,
     multi: Mapping[str, tuple] | None,
     s: float = 0.5,
-    position_label: str = "Position (m)",
+    colouring: Colouring = POSITION,
 ) -> Figure:
-    """The demo's embedding figure: single-session (aligned) on top, multi-session below, one column per rat.
+    """The demo's embedding figure: single-session (aligned) on top, multi-session below, one column per session.
 
-    ``single`` / ``multi`` map rat name -> (embedding (T, 3), position (T,), right (T,) bool);
-    left-running is ``~right``. Titles are ``Single-<rat>`` / ``Multi-<rat>``; both rows share one
-    position scale, shown by a colour bar per running direction.
+    ``single`` / ``multi`` map session -> (embedding (T, 3), colour values (T,), right-running flag
+    (T,) bool or None). Titles are ``Single-<session>`` / ``Multi-<session>``; both rows share one
+    colour scale (one class colour each, for a discrete label), shown by a colour bar (one per
+    running direction with a right flag) or a legend.
     """
     rows = [(label, data) for label, data in (("Single", single), ("Multi", multi)) if data]
     if not rows:
@@ -129,9 +164,10 @@ def plot_embedding_grid(
         rats += [r for r in data if r not in rats]
     checked = {(label, rat): check_panel(f"{label}-{rat}", data[rat])
                for label, data in rows for rat in data}
-    lo = min(float(v[1].min()) for v in checked.values())
-    hi = max(float(v[1].max()) for v in checked.values())
-    norm = Normalize(lo, hi)
+    everything = np.concatenate([v[1] for v in checked.values()])
+    norm = Normalize(float(everything.min()), float(everything.max()))
+    classes = sorted(np.unique(everything)) if colouring.kind == "discrete" else None
+    split = all(v[2] is not None for v in checked.values())
 
     fig = Figure(figsize=(3.2 * len(rats), 3.2 * len(rows) + 0.9))
     grid = fig.add_gridspec(len(rows) + 1, len(rats), height_ratios=[1] * len(rows) + [0.07],
@@ -141,16 +177,25 @@ def plot_embedding_grid(
             if rat not in data:
                 continue
             ax = fig.add_subplot(grid[r, c], projection="3d")
-            emb, pos, right = checked[(label, rat)]
-            plot_embedding(ax, emb, pos, right, norm=norm, s=s, title=f"{label}-{rat}")
+            emb, values, right = checked[(label, rat)]
+            plot_embedding(ax, emb, values, right if split else None, norm=norm, s=s, title=f"{label}-{rat}",
+                           colouring=colouring, classes=classes)
 
-    # One colour bar per running direction, side by side under the grid.
     bar_row = grid[len(rows), :].subgridspec(1, 5, width_ratios=[0.6, 1, 0.3, 1, 0.6], wspace=0.0)
-    for slot, cmap, direction in ((1, RIGHT_CMAP, "right-running"), (3, LEFT_CMAP, "left-running")):
-        cax = fig.add_subplot(bar_row[0, slot])
+    if colouring.kind == "discrete":  # a legend of the classes under the grid
+        ax = fig.add_subplot(bar_row[0, :])
+        ax.set_axis_off()
+        handles = [Line2D([], [], marker="o", linestyle="", color=colour, label=str(klass))
+                   for klass, colour in _class_colours(classes).items()]
+        ax.legend(handles=handles, title=colouring.name, loc="center", ncol=min(len(handles), 10), frameon=False)
+        return fig
+    bars = ([(1, RIGHT_CMAP, ", right-running"), (3, LEFT_CMAP, ", left-running")] if split
+            else [(2, CYCLIC_CMAP if colouring.kind == "cyclic" else LEFT_CMAP, "")])
+    for slot, cmap, direction in bars:  # one colour bar (per running direction) under the grid
+        cax = fig.add_subplot(bar_row[0, slot] if split else bar_row[0, 1:4])
         bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, orientation="horizontal")
         bar.outline.set_visible(False)
-        bar.set_label(f"{position_label}, {direction}", fontsize=10)
+        bar.set_label(f"{colouring.name}{direction}", fontsize=10)
         bar.ax.tick_params(labelsize=9, length=2)
     return fig
 
@@ -290,21 +335,22 @@ def plot_loss_curves(histories: Mapping[str, npt.ArrayLike], smooth: int | None 
     return fig
 
 
-def plot_new_session(consistency: Mapping[str, Sequence[float]], decoding_error_cm: Mapping[str, float],
-                     held_out: str) -> Figure:
-    """A new session's consistency with the trained rats and its decoding error, by kind of embedding.
+def plot_new_session(consistency: Mapping[str, Sequence[float]], decoding: Mapping[str, float], held_out: str,
+                     decoding_label: str = "median abs error of position", consistency_label: str = "position",
+                     ) -> Figure:  # fmt: skip
+    """A new session's consistency with the trained animals and its decoding, by kind of embedding.
 
-    ``consistency`` maps kind -> the session's scores against each trained rat, both directions
-    (fractions): the bar is their mean, the dots the single scores, in %. ``decoding_error_cm``
-    maps kind -> median position error of that kind's decoder (cm), shown beside. A kind keeps
-    its colour in both panels.
+    ``consistency`` maps kind -> the session's scores against each trained animal, both directions
+    (fractions): the bar is their mean, the dots the single scores, in %. ``decoding`` maps kind ->
+    that kind's decoder's score (``decoding_label`` says which), shown beside. A kind keeps its
+    colour in both panels.
     """
     if not consistency:
         raise ValueError("no consistency scores given")
-    kinds = list(dict.fromkeys([*consistency, *decoding_error_cm]))
+    kinds = list(dict.fromkeys([*consistency, *decoding]))
     colors = dict(zip(kinds, sns.color_palette("colorblind", len(kinds))))
     fig = Figure(figsize=(4 + 1.1 * len(kinds), 3.8), dpi=100, layout="constrained")
-    left, right = fig.subplots(1, 2, width_ratios=[len(consistency), max(len(decoding_error_cm), 1)])
+    left, right = fig.subplots(1, 2, width_ratios=[len(consistency), max(len(decoding), 1)])
     rng = np.random.default_rng(0)  # dot jitter only; fixed so the figure is reproducible
     for i, (kind, values) in enumerate(consistency.items()):
         scores = 100 * np.asarray(values, dtype=np.float64).reshape(-1)
@@ -316,26 +362,28 @@ def plot_new_session(consistency: Mapping[str, Sequence[float]], decoding_error_
         left.text(i, max(mean, float(scores.max()), 0) + 2, f"{mean:.1f}", ha="center", va="bottom", fontsize=9)
     left.set_xticks(np.arange(len(consistency)), labels=list(consistency))
     left.set_ylim(min(0.0, float(left.get_ylim()[0])), 110)
-    left.set_ylabel("Consistency with trained rats (%)")
+    left.set_ylabel(f"Consistency with trained animals on {consistency_label} (%)")
     left.set_title(f"{held_out}: consistency", fontsize=11)
-    for i, (kind, error) in enumerate(decoding_error_cm.items()):
-        right.bar(i, float(error), width=0.7, color=colors[kind])
-        right.text(i, float(error), f"{float(error):.1f}", ha="center", va="bottom", fontsize=9)
-    right.set_xticks(np.arange(len(decoding_error_cm)), labels=list(decoding_error_cm))
-    right.set_ylabel("Median decoding error (cm)")
-    right.set_title(f"{held_out}: position decoding", fontsize=11)
+    for i, (kind, score) in enumerate(decoding.items()):
+        right.bar(i, float(score), width=0.7, color=colors[kind])
+        right.text(i, float(score), f"{float(score):.3g}", ha="center", va="bottom", fontsize=9)
+    right.set_xticks(np.arange(len(decoding)), labels=list(decoding))
+    right.set_ylabel(decoding_label[0].upper() + decoding_label[1:])
+    right.set_title(f"{held_out}: decoding", fontsize=11)
     for ax in (left, right):
         ax.tick_params(axis="x", length=0)
         sns.despine(ax=ax)
     return fig
 
 
-def plot_summary(statistics: pd.DataFrame, sessions: Sequence[str]) -> Figure:
+def plot_summary(statistics: pd.DataFrame, sessions: Sequence[str], column: str = "position",
+                 metric: str = "median_abs_error") -> Figure:
     """Seeds and pairs at a glance, from ``cebra_core.analysis.stats.summary_table``'s table.
 
-    Left: each ordered rat pair's consistency, single- vs multi-session (mean ± sd over seeds,
-    a line per pair), with the paired t-test in the title. Right: held-out decoding error per rat
-    (within-rat, test parts), mean ± sd over seeds and folds.
+    Left: each ordered pair's consistency, single- vs multi-session (mean ± sd over seeds, a line
+    per pair), with the paired t-test in the title. Right: held-out decoding of the label ``column``
+    by ``metric`` per session (within-session, test parts), mean ± sd over seeds and folds, its
+    chance level (the decoder fitted on shuffled labels) as a grey tick over each bar.
     """
     fig = Figure(figsize=(10, 4.2), dpi=100, layout="constrained")
     left, right = fig.subplots(1, 2, width_ratios=[1, 1.6])
@@ -351,30 +399,35 @@ def plot_summary(statistics: pd.DataFrame, sessions: Sequence[str]) -> Figure:
                           color=colors[k], ms=4, capsize=2, zorder=2)
     left.set_xticks([0, 1], labels=kinds)
     left.set_xlim(-0.5, 1.5)
-    left.set_ylabel("Consistency of a rat pair (%)")
+    left.set_ylabel("Consistency of a pair of sessions (%)")
     test = statistics[statistics["measure"] == "consistency_paired_test"]
     title = "Consistency per ordered pair"
     if len(test):
         t = test.iloc[0]
         title += f"\npaired t({int(t['n']) - 1}) = {t['statistic']:.2f}, p = {t['p_value']:.3g}"
     left.set_title(title, fontsize=10)
-    errors = statistics[statistics["measure"] == "decoding_error_cm"]
+    rows = statistics["label"] == column
+    errors = statistics[rows & (statistics["measure"] == f"decoding_{metric}")]
+    chance = statistics[rows & (statistics["measure"] == f"chance_{metric}")]
     width = 0.38
     for j, kind in enumerate(kinds):
         part = errors[errors["kind"] == kind].set_index("subject").reindex(list(sessions))
+        level = chance[chance["kind"] == kind].set_index("subject").reindex(list(sessions))["mean"]
         x = np.arange(len(sessions)) + (j - 0.5) * width
         sd = np.nan_to_num(part["sd"].to_numpy(dtype=np.float64))
         right.bar(x, part["mean"].to_numpy(dtype=np.float64), width, yerr=sd, capsize=2, color=colors[kind], label=kind)
+        right.hlines(level.to_numpy(dtype=np.float64), x - width / 2, x + width / 2, color="0.45", lw=1.5,
+                     label="chance (shuffled labels)" if j == 0 else None)
     right.set_xticks(np.arange(len(sessions)), labels=list(sessions))
-    right.set_ylabel("Median decoding error (cm)")
+    right.set_ylabel(f"{metric.replace('_', ' ')} of {column}")
     n = int(errors["n"].max()) if len(errors) else 0
     right.set_title(f"Held-out decoding (test parts; mean ± sd of {n} fits)", fontsize=10)
     right.legend(frameon=False)
     return fig
 
 
-SWEEP_MEASURES = {"validation_error_cm": "Validation decoding error (cm)",
-                  "validation_consistency": "Validation consistency (%)", "final_loss": "Final training loss"}
+SWEEP_MEASURES = {"validation_decoding": "Validation decoding", "validation_consistency": "Validation consistency (%)",
+                  "final_loss": "Final training loss"}
 
 
 def plot_sweep(table: pd.DataFrame, keys: Sequence[str]) -> Figure:
@@ -425,11 +478,31 @@ def plot_sweep(table: pd.DataFrame, keys: Sequence[str]) -> Figure:
     return fig
 
 
-def embedding_panels(table: pd.DataFrame, sessions: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """{session: (first 3 embedding columns, position, right-running flag)} of an embedding table:
-    the panels of the embedding figures (static and interactive)."""
+def embedding_panels(table: pd.DataFrame, sessions: Sequence[str], colour_by: str | Sequence[str] = "position"
+                     ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]], Colouring]:
+    """The panels of the embedding figures (static and interactive) of an embedding table, coloured by
+    ``colour_by``: {session: (first 3 embedding columns, colour values, right-running flag or None)}
+    and the `Colouring`. ``colour_by`` is a label column (continuous or discrete), or two
+    continuous columns (a 2-D position), coloured by the angle around their centre (the middle of
+    their range over all sessions). The rat track's position is split by its right flag."""
     z = embedding_columns(table)[:3]
-    return {
-        name: (part[z].to_numpy(), part["position"].to_numpy(), (part["direction"] == "right").to_numpy())
-        for name, part in split_sessions(table, sessions).items()
-    }
+    columns = [colour_by] if isinstance(colour_by, str) else list(colour_by)
+    missing = [c for c in columns if c not in label_columns(table)]
+    if missing or len(columns) > 2:
+        raise ValueError(f"figures.colour_by: {colour_by!r} is not one label column or two; the table's label "
+                         f"columns are {label_columns(table)}")
+    if len(columns) == 2:
+        xy = table[columns].to_numpy(np.float64)
+        centre = (xy.min(axis=0) + xy.max(axis=0)) / 2
+        values = np.degrees(np.arctan2(xy[:, 1] - centre[1], xy[:, 0] - centre[0]))
+        colouring = Colouring(f"angle around the centre of ({columns[0]}, {columns[1]}) (degrees)", "cyclic")
+    else:
+        values = table[columns[0]].to_numpy()
+        kind = "discrete" if is_discrete(values) else "continuous"
+        colouring = POSITION if columns[0] == "position" else Colouring(columns[0], kind)
+    values = pd.Series(values, index=table.index)
+    split = columns == ["position"] and {"right", "left"} <= set(label_columns(table))
+    panels = {name: (part[z].to_numpy(), values.loc[part.index].to_numpy(),
+                     (part["right"] > 0.5).to_numpy() if split else None)
+              for name, part in split_sessions(table, sessions).items()}
+    return panels, colouring

@@ -138,9 +138,11 @@ def simulate_openfield(
     seed: int = 0,
     n_contexts: int = 2,
     tuning: OpenFieldTuning = OpenFieldTuning(),
+    scale: float = 1.0,
 ) -> OpenFieldSession:
-    """Simulate mouse ``name``: sizes from the name unless given (BINS_RANGE, NEURONS_RANGE); deterministic."""
-    n_bins = size_from_name(name, "bins", *BINS_RANGE) if n_bins is None else int(n_bins)
+    """Simulate mouse ``name``: sizes from the name unless given (BINS_RANGE, NEURONS_RANGE), the
+    number of bins from the name times ``scale``; deterministic."""
+    n_bins = round(size_from_name(name, "bins", *BINS_RANGE) * scale) if n_bins is None else int(n_bins)
     n_neurons = size_from_name(name, "neurons", *NEURONS_RANGE) if n_neurons is None else int(n_neurons)
     shortest = MIN_BLOCK_BINS * BLOCKS_PER_CONTEXT * max(n_contexts, 1)
     if n_bins < shortest or n_neurons < 1 or n_contexts < 1:

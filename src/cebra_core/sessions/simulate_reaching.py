@@ -92,10 +92,13 @@ def simulate_reaching(
     n_neurons: int | None = None,
     seed: int = 0,
     tuning: ReachingTuning = ReachingTuning(),
+    scale: float = 1.0,
 ) -> ReachingSession:
-    """Simulate monkey ``name``: sizes from the name unless given (TRIALS_RANGE, NEURONS_RANGE); deterministic."""
+    """Simulate monkey ``name``: sizes from the name unless given (TRIALS_RANGE, NEURONS_RANGE), the
+    number of trials from the name times ``scale`` (whole runs of the 8 targets); deterministic."""
     if n_trials is None:
-        n_trials = size_from_name(name, "trials", *TRIALS_RANGE, step=N_TARGETS)
+        trials = size_from_name(name, "trials", *TRIALS_RANGE, step=N_TARGETS) * scale
+        n_trials = max(N_TARGETS, N_TARGETS * round(trials / N_TARGETS))
     n_trials = int(n_trials)
     n_neurons = size_from_name(name, "neurons", *NEURONS_RANGE) if n_neurons is None else int(n_neurons)
     if n_trials < N_TARGETS or n_neurons < 1:

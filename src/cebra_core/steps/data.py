@@ -11,8 +11,11 @@ from collections.abc import Mapping
 from cebra_core.sessions.data import load_session, read_session, write_session
 from cebra_core.sessions.download import fetch_session
 from cebra_core.sessions.files import write_table
+from cebra_core.sessions.labels import LabelSpec
 from cebra_core.sessions.simulate import simulate_session
-from cebra_core.sessions.validation import session_signals, signal_of
+from cebra_core.sessions.simulate_openfield import simulate_openfield
+from cebra_core.sessions.simulate_reaching import simulate_reaching
+from cebra_core.sessions.validation import session_signals, signal_of, validate_session
 from cebra_core.steps.checks import SessionNeeds, check_sessions, session_summary
 
 log = logging.getLogger(__name__)
@@ -28,21 +31,39 @@ def download(session: str, output: Path, *, base_url: str, checksums: Mapping, r
                   retries=retries, timeout=timeout)
 
 
-def simulate(session: str, output: Path, *, scale: float, seed: int) -> None:
-    """Simulate one rat (`cebra_core.sessions.simulate`) and write its session table."""
-    sim = simulate_session(session, scale=scale, seed=seed)
-    write_session(output, sim.neural, sim.labels)
-    log.info("simulated %s: neural %s, labels %s", session, sim.neural.shape, sim.labels.shape)
+SIMULATORS = ("rat", "openfield", "reaching")  # data.simulate.kind
+
+
+def simulate(session: str, output: Path, *, kind: str = "rat", scale: float = 1.0, seed: int = 0,
+             labels: Mapping | None = None) -> None:
+    """Simulate one session and write its session table: a rat on the linear track (`simulate`,
+    its real shape x ``scale``), a mouse in an open field seen through calcium imaging
+    (`simulate_openfield`) or a monkey reaching to 8 targets (`simulate_reaching`), their sizes
+    ``scale`` x their defaults; the declared ``labels`` must be the simulator's."""
+    spec = LabelSpec.from_config(labels)
+    if kind == "rat":
+        sim, signal = simulate_session(session, scale=scale, seed=seed), "counts"
+    elif kind == "openfield":
+        sim, signal = simulate_openfield(session, seed=seed, scale=scale), "continuous"
+    elif kind == "reaching":
+        sim, signal = simulate_reaching(session, seed=seed, scale=scale), "counts"
+    else:
+        raise ValueError(f"data.simulate.kind={kind!r} is not a simulator; use one of {', '.join(SIMULATORS)}")
+    neural, table = validate_session(sim.neural, sim.labels, spec=spec, session=session,
+                                     source=f"simulated {kind}", signal=signal)
+    write_session(output, neural, table)
+    log.info("simulated %s (%s): neural %s, labels %s", session, kind, neural.shape, list(table.columns))
 
 
 def import_session(raw: Path, output: Path, *, session: str, md5: str | None, nwb: Mapping | None,
-                   signals: Mapping[str, str]) -> None:
+                   signals: Mapping[str, str], labels: Mapping | None = None) -> None:
     """Read one session file (.jl only after its MD5 check, .npz, .parquet, .nwb), validate it as
     the signal kind the config gives it, and write its session table: the one validation on the way
     to a fit."""
-    neural, labels = load_session(raw, session=session, md5=md5, nwb=nwb, signal=signal_of(signals, session))
-    write_session(output, neural, labels)
-    log.info("imported %s from %s: neural %s, labels %s", session, raw, neural.shape, labels.shape)
+    neural, table = load_session(raw, session=session, md5=md5, nwb=nwb, signal=signal_of(signals, session),
+                                 labels=LabelSpec.from_config(labels))
+    write_session(output, neural, table)
+    log.info("imported %s from %s: neural %s, labels %s", session, raw, neural.shape, list(table.columns))
 
 
 def check(tables: Mapping[str, Path], output: Path, *, needs: Mapping, sources: Mapping[str, str],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -32,16 +32,28 @@ def _write(figure: Figure, png: Path, pdf: Path) -> None:
     save_figure(figure, pdf, formats=("pdf",))
 
 
-def embeddings(*, single: Path, multi: Path, png: Path, pdf: Path, sessions: Sequence[str]) -> None:
-    """The 2 x S embedding grid: aligned single-session fits on top, the multi-session fit below."""
-    panels = [embedding_panels(pd.read_parquet(path), sessions) for path in (single, multi)]
-    _write(plot_embedding_grid(*panels), png, pdf)
+def _panels(single: Path, multi: Path, sessions: Sequence[str], colour_by: str | Sequence[str]):
+    """The single- and multi-session panels of the embedding figures, coloured by ``colour_by`` (one colouring)."""
+    (single_panels, colouring), (multi_panels, _) = (embedding_panels(pd.read_parquet(path), sessions, colour_by)
+                                                     for path in (single, multi))
+    return single_panels, multi_panels, colouring
 
 
-def embeddings_3d(*, single: Path, multi: Path, html: Path, session: str, sessions: Sequence[str]) -> None:
-    """One session's interactive 3-D embeddings (aligned single-session beside multi-session), offline HTML."""
-    panels = [embedding_panels(pd.read_parquet(path), sessions) for path in (single, multi)]
-    page = write_html(plot_embeddings_3d(session, *panels), html, div_id=f"embeddings-3d-{session}")
+def embeddings(*, single: Path, multi: Path, png: Path, pdf: Path, sessions: Sequence[str],
+               colour_by: str | Sequence[str] = "position") -> None:
+    """The 2 x S embedding grid: aligned single-session fits on top, the multi-session fit below,
+    coloured by ``colour_by`` (a label column, or two for the angle of a 2-D position)."""
+    single_panels, multi_panels, colouring = _panels(single, multi, sessions, colour_by)
+    _write(plot_embedding_grid(single_panels, multi_panels, colouring=colouring), png, pdf)
+
+
+def embeddings_3d(*, single: Path, multi: Path, html: Path, session: str, sessions: Sequence[str],
+                  colour_by: str | Sequence[str] = "position") -> None:
+    """One session's interactive 3-D embeddings (aligned single-session beside multi-session), offline
+    HTML, coloured as the static figure."""
+    single_panels, multi_panels, colouring = _panels(single, multi, sessions, colour_by)
+    page = write_html(plot_embeddings_3d(session, single_panels, multi_panels, colouring=colouring), html,
+                      div_id=f"embeddings-3d-{session}")
     log.info("wrote %s (%.1f MB)", page, page.stat().st_size / 1e6)
 
 
@@ -51,7 +63,9 @@ def consistency(table: Path, *, png: Path, pdf: Path, sessions: Sequence[str], s
     scores = scores[scores["seed"] == seed]
     panels = [(part["score"].to_numpy(), part[["source", "target"]].to_numpy(), list(sessions))
               for part in (scores[scores["kind"] == kind] for kind in ("single", "multi"))]
-    _write(plot_consistency_comparison(*panels), png, pdf)
+    label = str(scores["label"].iloc[0])
+    titles = (f"single animal (on {label})", f"multi-animal (on {label})")
+    _write(plot_consistency_comparison(*panels, titles=titles), png, pdf)
 
 
 def loss(*, single: Sequence[Path], multi: Path, png: Path, pdf: Path, sessions: Sequence[str], batch_size: int) -> None:
@@ -72,18 +86,27 @@ def loss(*, single: Sequence[Path], multi: Path, png: Path, pdf: Path, sessions:
     _write(plot_loss_curves(histories, smooth=smooth, note=note), png, pdf)
 
 
-def summary(statistics: Path, *, png: Path, pdf: Path, sessions: Sequence[str]) -> None:
-    """Consistency per pair over seeds with the paired test, and held-out decoding per session."""
-    _write(plot_summary(pd.read_parquet(statistics), sessions), png, pdf)
+def summary(statistics: Path, *, png: Path, pdf: Path, sessions: Sequence[str],
+            decode: Mapping[str, str] | None = None) -> None:
+    """Consistency per pair over seeds with the paired test, and held-out decoding per session of the
+    label column and metric ``decode`` ({column, metric}) beside its chance level."""
+    decode = dict(decode or {"column": "position", "metric": "median_abs_error"})
+    _write(plot_summary(pd.read_parquet(statistics), sessions, decode["column"], decode["metric"]), png, pdf)
 
 
-def new_session(table: Path, *, png: Path, pdf: Path, held_out: str) -> None:
-    """The held-out session's consistency by kind of embedding, its decoding errors beside."""
+def new_session(table: Path, *, png: Path, pdf: Path, held_out: str, decode: Mapping[str, str] | None = None) -> None:
+    """The held-out session's consistency by kind of embedding, its decoding of the label column and
+    metric ``decode`` ({column, metric}) beside."""
+    decode = dict(decode or {"column": "position", "metric": "median_abs_error"})
     scores = pd.read_parquet(table)
     kinds = list(dict.fromkeys(scores["kind"]))
     consistency_ = {kind: scores.query("kind == @kind and measure == 'consistency'")["value"].to_numpy() for kind in kinds}
-    errors = {kind: float(scores.query("kind == @kind and measure == 'median_error_cm'")["value"].mean()) for kind in kinds}
-    _write(plot_new_session(consistency_, errors, held_out=held_out), png, pdf)
+    chosen = scores[(scores["measure"] == decode["metric"]) & (scores["column"] == decode["column"])]
+    decoded = {kind: float(chosen.loc[chosen["kind"] == kind, "value"].mean()) for kind in kinds}
+    label = str(scores.loc[scores["measure"] == "consistency", "column"].iloc[0])
+    _write(plot_new_session(consistency_, decoded, held_out=held_out,
+                            decoding_label=f"{decode['metric'].replace('_', ' ')} of {decode['column']}",
+                            consistency_label=label), png, pdf)
 
 
 def sweep(table: Path, *, png: Path, pdf: Path, grid_keys: Sequence[str]) -> None:

@@ -24,6 +24,7 @@ from cebra_core.analysis.tables import embedding_frame
 from cebra_core.engine.estimator import CEBRA, resolve_device
 from cebra_core.sessions.data import read_session
 from cebra_core.sessions.files import write_table
+from cebra_core.sessions.labels import LabelSpec
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,24 @@ def checkpoint_path(model: str | os.PathLike) -> Path:
     return Path(model).with_name(CHECKPOINT_NAME)
 
 
+def training_labels(labels: pd.DataFrame, spec: LabelSpec) -> list[np.ndarray]:
+    """The label arrays `CEBRA.fit` takes for the declared columns: the continuous ones as one float32
+    (T, c) array, the discrete one as an int64 (T,) array (as CEBRA tells them apart)."""
+    arrays = []
+    if spec.continuous:
+        arrays.append(labels[list(spec.continuous)].to_numpy(np.float32))
+    if spec.discrete:
+        arrays.append(labels[spec.discrete[0]].to_numpy(np.int64))
+    return arrays
+
+
 def fit(tables: Mapping[str, str | os.PathLike], *, model: str | os.PathLike, embedding: str | os.PathLike,
         loss: str | os.PathLike, kind: str, cebra: Mapping, split: Mapping, seed: int, device: str,
-        threads: int = 1, name: str = "", split_name: str = "") -> None:
+        labels: Mapping | None = None, threads: int = 1, name: str = "", split_name: str = "") -> None:
     """Fit CEBRA on the session tables ``{session: path}`` (their order is the model's session ids),
-    one session (``kind`` single) or all of them (multi), on the rows the split lets it see (all, or
-    the train parts, in time order as CEBRA concatenates them); write the model, every row's
+    one session (``kind`` single) or all of them (multi), on the declared ``labels`` (the config's
+    {continuous, discrete}; None: the rat track), on the rows the split lets it see (all, or the train
+    parts, in time order as CEBRA concatenates them); write the model, every row's
     embedding (each run of one part embedded on its own) and the loss history (labelled with the
     fit's ``name``, ``seed`` and ``split_name``)."""
     device = resolve_device(device)  # a device torch does not see fails here, before any data are read
@@ -48,16 +61,17 @@ def fit(tables: Mapping[str, str | os.PathLike], *, model: str | os.PathLike, em
     sessions = {session: read_session(path, session) for session, path in tables.items()}
     cut = make_split(**split)
     parts = {session: session_parts(cut, y) for session, (_, y) in sessions.items()}
-    train = [(x[fit_rows(parts[s])], y[fit_rows(parts[s])]) for s, (x, y) in sessions.items()]
+    spec = LabelSpec.from_config(labels)
+    train = [(x[fit_rows(parts[s])], training_labels(y[fit_rows(parts[s])], spec)) for s, (x, y) in sessions.items()]
     params = {**cebra, "seed": int(seed)}
     estimator = CEBRA(**params, device=device, verbose=True, checkpoint_path=checkpoint_path(model))
     log.info("fitting %s (seed %s, split %s) on %s: train rows %s; parameters %s", name, seed, split_name,
              list(sessions), [len(x) for x, _ in train], params)
     started = time.perf_counter()
     if kind == "multi":
-        estimator.fit([x for x, _ in train], [y for _, y in train])
+        estimator.fit([x for x, _ in train], *([y[i] for _, y in train] for i in range(len(train[0][1]))))
     else:
-        estimator.fit(*train[0])
+        estimator.fit(train[0][0], *train[0][1])
     seconds = time.perf_counter() - started
     log.info("fit done on %s in %.1f s (%.1f it/s)", estimator.device_, seconds, params["max_iterations"] / seconds)
     estimator.save(model)
@@ -86,7 +100,7 @@ def loss_table(history: Mapping[str, Sequence[float]], fit_name: str, seed: int,
 def adapt(tables: Mapping[str, str | os.PathLike], *, trained_model: str | os.PathLike, held_out: str,
           trained: Sequence[str], model: str | os.PathLike, embedding: str | os.PathLike,
           untrained: str | os.PathLike, split: Mapping, iterations: int | None, device: str,
-          threads: int = 1) -> None:
+          labels: Mapping | None = None, threads: int = 1) -> None:
     """Adapt ``held_out`` into ``trained_model`` (a multi-session fit of ``trained``, in that order) on
     its train part only; write the adapted model, every session's embedding in that space (rows
     marked by part) and the held-out session's embedding through its untrained encoder (the
@@ -103,8 +117,11 @@ def adapt(tables: Mapping[str, str | os.PathLike], *, trained_model: str | os.Pa
     baseline = estimator.untrained_encoder(X.shape[1])
     log.info("adapting %s (train part %d of %d rows) into the space of %s", held_out, train.sum(), len(X), trained)
     started = time.perf_counter()
-    new_id = estimator.adapt(X[train], y[train], max_iterations=iterations)
+    estimator.checkpoint_path = checkpoint_path(model)  # a retried job resumes its adaptation
+    new_id = estimator.adapt(X[train], *training_labels(y[train], LabelSpec.from_config(labels)),
+                             max_iterations=iterations)
     log.info("adapt done on %s in %.1f s", estimator.device_, time.perf_counter() - started)
+    estimator.checkpoint_path = None
     estimator.save(model)
     ids = {**{session: i for i, session in enumerate(trained)}, held_out: new_id}
     frames = []
@@ -114,3 +131,4 @@ def adapt(tables: Mapping[str, str | os.PathLike], *, trained_model: str | os.Pa
         frames.append(embedding_frame(session, z, labels, part=session_part))
     write_table(pd.concat(frames, ignore_index=True), embedding)
     write_table(embedding_frame(held_out, transform_runs(baseline, X, parts), y, part=parts), untrained)
+    checkpoint_path(model).unlink(missing_ok=True)
