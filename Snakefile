@@ -24,6 +24,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/new_session.smk"
 include: "workflow/rules/sweep.smk"
+include: "workflow/rules/online.smk"
 
 
 rule all:

@@ -36,6 +36,10 @@ UNTRAINED_EMBEDDING = ADAPTED_FOLDER + "/untrained.parquet"
 NEW_SESSION = "results/tables/new_session_{session}.parquet"
 NEW_SESSION_CSV = "results/tables/new_session_{session}.csv"
 
+# Online use: the held-out session adapted into a causal fit from its first seconds, then streamed.
+ONLINE = "results/tables/online_{session}.parquet"
+ONLINE_CSV = "results/tables/online_{session}.csv"
+
 # Parameter sweeps.
 SWEEP = "results/tables/sweep.parquet"
 SWEEP_CSV = "results/tables/sweep.csv"

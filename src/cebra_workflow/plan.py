@@ -25,6 +25,7 @@ from cebra_workflow import paths
 from cebra_workflow.paths import fill
 
 KINDS = ["single", "multi"]
+ONLINE = "online"  # the split of the causal leave-one-out fit that `snakemake online` adapts a new animal into
 
 
 class ConfigError(ValueError):
@@ -93,6 +94,11 @@ class Plan:
                                                        "analysis.consistency_label")
             spec.check_chosen(config["figures"]["colour_by"], "figures.colour_by")
             score = config["evaluation"]["score"]
+            missing = [key for key in ("column", "metric") if key not in score]
+            if missing:
+                raise ValueError(f"evaluation.score: give {' and '.join(missing)} (e.g. column: position, metric: "
+                                 "median_abs_error)")
+            spec.check_chosen(score["column"], "evaluation.score")  # an undeclared column, named with its key
             kind = spec.kind(score["column"])
         except ValueError as error:
             raise ConfigError(f"config: {error}") from None
@@ -226,7 +232,7 @@ class Plan:
         if split.startswith("sweep/"):
             return self.sweep_split
         evaluation = self.config["evaluation"]
-        fold = None if split == "all" else self.folds.index(split)
+        fold = None if split in ("all", ONLINE) else self.folds.index(split)
         return {"protocol": self.protocol, "fold": fold, "folds": evaluation["folds"],
                 "test_fraction": evaluation["test_fraction"]}
 
@@ -235,9 +241,12 @@ class Plan:
         return self.config["evaluation"]["decoding_k_grid"] if self.protocol == "trials" else None
 
     def fit_cebra(self, split: str) -> dict:
-        """A fit's cebra parameters: the config's, or its sweep point's."""
+        """A fit's cebra parameters: the config's, its sweep point's, or for the online split the
+        config's made causal (the window ends at the bin it embeds)."""
         if split.startswith("sweep/"):
             return self.sweep_points[split.removeprefix("sweep/")]["cebra"]
+        if split == ONLINE:
+            return {**self.config["cebra"], "causal": True}
         return self.config["cebra"]
 
     def kind_embeddings(self, kind: str, seed: str) -> list[str]:
@@ -288,7 +297,7 @@ class Plan:
             "session": one_of(self.sessions),
             "kind": one_of(KINDS),
             "seed": one_of(self.seeds + self.sweep_seeds),
-            "split": one_of(self.splits + [f"sweep/{p}" for p in self.sweep_points]),
+            "split": one_of(self.splits + [ONLINE] + [f"sweep/{p}" for p in self.sweep_points]),
             "fold": one_of(self.folds),
             "fit": one_of(self.fits + self.sweep_fits),
         }
@@ -308,6 +317,18 @@ class Plan:
         if self.held_out is None:
             return []
         return [fill(paths.NEW_SESSION_CSV, session=self.held_out), paths.figure(f"new_session_{self.held_out}")]
+
+    def online_targets(self) -> list[str]:
+        """`snakemake online`: the held-out session adapted from its first seconds and streamed (none
+        without new_session.held_out)."""
+        if self.held_out is None:
+            raise ConfigError("snakemake online replays the held-out session: set new_session.held_out")
+        return [fill(paths.ONLINE_CSV, session=self.held_out), paths.figure(f"online_{self.held_out}")]
+
+    def online_iterations(self) -> int | None:
+        """The online adaptations' iterations: online.iterations, else new_session.iterations (None:
+        the fit's own)."""
+        return self.config["online"]["iterations"] or self.config["new_session"]["iterations"]
 
     def final_targets(self) -> list[str]:
         """`snakemake` / `all`: everything but the sweep."""

@@ -44,6 +44,8 @@ IMPLIED = {
 OPTIONAL_IMPORTS = {
     "seaborn": ("scipy", "seaborn imports scipy.stats when it is importable"),
 }
+# Methods that only scikit-learn calls (its estimator protocol): their imports are not a job's.
+SKLEARN_HOOKS = {"__sklearn_tags__"}
 
 
 # ------------------------------------------------------------------------------ import analysis
@@ -197,6 +199,10 @@ class Reach:
             return
         self.reached.add((module, name))
         node = definitions[name]
+        if isinstance(node, ast.ClassDef):  # a method only scikit-learn calls is not a job's code
+            node = ast.ClassDef(name=node.name, bases=node.bases, keywords=node.keywords, decorator_list=[],
+                                body=[s for s in node.body if getattr(s, "name", None) not in SKLEARN_HOOKS],
+                                lineno=node.lineno, col_offset=node.col_offset, type_params=[])
         path = str(module_path(module).relative_to(REPO))
         self.handle_imports(imports_in([node]), path, module, f" in {name}")
         self.follow(module, names_in([node]), f"{path}:{node.lineno} in {name}")

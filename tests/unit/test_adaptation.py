@@ -11,18 +11,24 @@ import torch
 from cebra_core import CEBRA
 from cebra_core.engine.adaptation import (
     first_layer_preactivations,
+    matched_hidden,
     new_session_encoder,
     regression_init,
     window_embedding_table,
 )
+from cebra_core.analysis.decoding import knn_classify
 from cebra_core.analysis.metrics import consistency_score
-from cebra_core.engine.model import Offset10Model, embed_sequence, gather_windows
+from cebra_core.engine.architectures import architecture
+from cebra_core.engine.model import Encoder, embed_sequence, gather_windows
+from cebra_core.engine.sampling import Labels
 from cebra_core.sessions.simulate import Tuning, simulate_session
 
 RATS = ("achilles", "buddy", "cicero", "gatsby")
 PARAMS = dict(batch_size=128, max_iterations=300, seed=0, device="cpu")
 OLD_METHOD = dict(layers="first", init="random")  # CEBRA.adapt before issue 12
 OTHER_TUNING = Tuning(sigma=(0.25, 0.5), peak_rate=(1.0, 4.0), background=(0.5, 2.0))  # wide, weak fields
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +97,12 @@ def test_regression_init_recovers_a_known_first_layer():
     sim = simulate_session("buddy", scale=0.3, seed=2)
     x, labels = torch.from_numpy(sim.neural), torch.from_numpy(sim.labels)
     labels[:, 0] += torch.arange(len(labels)) * 1e-7  # unique labels: the match is the same time step
-    template = new_session_encoder(Offset10Model(48), 48, seed=0)
+    template = new_session_encoder(Encoder(48), 48, seed=0)
     permutation = torch.from_numpy(np.random.default_rng(0).permutation(48))
     encoder = new_session_encoder(template, 48, seed=1)
     hidden = first_layer_preactivations(template, x)
-    regression_init(encoder, x[:, permutation], labels, hidden, labels[:-1])
+    assert hidden.shape == (len(x) - 1, 32)  # one row per step of the kernel-2 first layer
+    regression_init(encoder, x[:, permutation], Labels(labels), hidden, Labels(labels))
     torch.testing.assert_close(first_layer_preactivations(encoder, x[:, permutation]), hidden, rtol=0, atol=0.02)
     torch.testing.assert_close(encoder.first_layer.weight, template.first_layer.weight[:, permutation], rtol=0, atol=0.02)
 
@@ -121,7 +128,7 @@ def test_adapted_session_lands_in_the_shared_space(adapted, sessions):
     model, new_id, trained = adapted
     adapted_z = model.transform(X[3], session_id=new_id)
     random_encoder = new_session_encoder(model.model_[0], X[3].shape[1], seed=123)
-    random_z = embed_sequence(random_encoder, torch.from_numpy(X[3])).numpy()
+    random_z = embed_sequence(random_encoder, torch.from_numpy(X[3]), model.offset_).numpy()
     full = CEBRA(**PARAMS).fit(X, y)
     full_z = [full.transform(x, session_id=i) for i, x in enumerate(X)]
 
@@ -142,7 +149,7 @@ def test_adapt_into_a_multi_session_model_of_one_session(sessions):
     assert model.num_sessions_ == 2 and new_id == 1
     np.testing.assert_array_equal(model.transform(X[0], session_id=0), trained)
     random_encoder = new_session_encoder(model.model_[0], X[1].shape[1], seed=123)
-    random_z = embed_sequence(random_encoder, torch.from_numpy(X[1])).numpy()
+    random_z = embed_sequence(random_encoder, torch.from_numpy(X[1]), model.offset_).numpy()
     score_adapted = _consistency_of_last([trained, model.transform(X[1], session_id=new_id)], y[:2])
     score_random = _consistency_of_last([trained, random_z], y[:2])
     assert score_adapted > score_random + 0.3, (score_adapted, score_random)
@@ -153,9 +160,15 @@ def test_window_table_matches_training_windows(adapted, sessions):
     model, _, _ = adapted
     X, _ = sessions
     x = torch.from_numpy(X[1])
-    table = window_embedding_table([embed_sequence(model.model_[1], x)])
+    offset = model.offset_
+    table = window_embedding_table([embed_sequence(model.model_[1], x, offset)], offset)
     index = torch.tensor([0, 3, 5, 100, x.shape[0] - 5, x.shape[0] - 1])
-    direct = model.model_[1](gather_windows(x, index).permute(1, 2, 0))
+    direct = model.model_[1](gather_windows(x, index, offset).permute(1, 2, 0))
+    torch.testing.assert_close(table[index], direct, rtol=0, atol=2e-6)
+    # a causal window (rows i-9 … i) too: the table is what training embeds
+    causal = architecture("offset10-model").offset(causal=True)
+    table = window_embedding_table([embed_sequence(model.model_[1], x, causal)], causal)
+    direct = model.model_[1](gather_windows(x, index, causal).permute(1, 2, 0))
     torch.testing.assert_close(table[index], direct, rtol=0, atol=2e-6)
 
 
@@ -169,12 +182,20 @@ def test_adapt_survives_save_and_load(adapted, sessions, tmp_path):
     assert another == 4
 
 
-def test_regression_init_needs_what_old_model_files_lack(sessions):
+def test_a_model_file_of_the_former_format_is_refused(sessions, tmp_path):
+    """Files of cebra_core.CEBRA/1 (saved before the model family and label kinds; some without what
+    init='regression' needs) are not read: refit the model."""
     X, y = sessions
     model = CEBRA(**{**PARAMS, "max_iterations": 2}).fit(X[:2], y[:2])
-    del model._extra_state["template_hidden"]  # as in a model saved before init="regression"
-    with pytest.raises(ValueError, match="refit the model, or pass init='random'"):
-        model.adapt(X[3], y[3], max_iterations=2)
+    model.save(tmp_path / "model.pt")
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert state["format"] == "cebra_core.CEBRA/2"
+    assert set(state["extra"]) == {"trained_continuous", "trained_discrete", "trained_embeddings", "template_hidden"}
+    torch.save({**state, "format": "cebra_core.CEBRA/1"}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match=r"old\.pt: not a cebra_core or CEBRA model file"):
+        CEBRA.load(tmp_path / "old.pt")
+    # init='random' needs no template pre-activations: it adapts without them
+    del model._extra_state["template_hidden"]
     assert model.adapt(X[3], y[3], max_iterations=2, init="random") == 2
 
 
@@ -184,8 +205,13 @@ def test_adapt_rejects_bad_input(sessions):
     with pytest.raises(ValueError, match="multi-session"):
         single.adapt(X[3], y[3])
     multi = CEBRA(**{**PARAMS, "max_iterations": 2}).fit(X[:2], y[:2])
-    with pytest.raises(ValueError, match="new session 2: labels have 1 columns but the model was trained on 3"):
+    with pytest.raises(ValueError, match=r"new session 2: labels \{'continuous': 1, 'discrete': False\} differ from the "
+                                         r"ones the model was trained on \{'continuous': 3, 'discrete': False\}"):
         multi.adapt(X[3], y[3][:, 0])
+    with pytest.raises(ValueError, match=r"new session 2: labels \{'continuous': 3, 'discrete': True\} differ"):
+        multi.adapt(X[3], y[3], (y[3][:, 1] > 0).astype(np.int64))
+    with pytest.raises(ValueError, match=r"new session 2: labels \{'continuous': None, 'discrete': False\} differ"):
+        multi.adapt(X[3])
     with pytest.raises(ValueError, match="new session 2: 8 samples is shorter than the model's receptive field"):
         multi.adapt(X[3][:8], y[3][:8])
     with pytest.raises(ValueError, match="new session 2: neural data has"):
@@ -199,3 +225,70 @@ def test_adapt_rejects_bad_input(sessions):
     with pytest.raises(ValueError, match="learning_rate must be positive"):
         multi.adapt(X[3], y[3], learning_rate=0.0)
     assert multi.num_sessions_ == 2  # nothing was added by the failed calls
+
+
+# ----------------------------------------------------------------------------- a discrete label
+def class_sessions(T=600, K=4, seed=0):
+    """Three sessions (20, 26, 31 neurons) whose neurons fire at a rate of their own per class of a
+    discrete label (blocks of 20 bins, every class in every session): a label CEBRA can align on."""
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for n in (20, 26, 31):
+        label = np.repeat(rng.integers(0, K, T // 20), 20)
+        label[:K] = np.arange(K)
+        rates = rng.gamma(2.0, 0.5, (K, n))
+        X.append(rng.poisson(rates[label]).astype(np.float32))
+        y.append(label.astype(np.int64))
+    return X, y
+
+
+def test_matched_hidden_of_a_discrete_label_is_the_class_mean():
+    """With a discrete label alone, each new step is matched to the mean pre-activation of the
+    template's steps of its class; with both kinds, to the nearest label within its class."""
+    hidden = torch.arange(12, dtype=torch.float32).reshape(6, 2)
+    template = Labels(discrete=torch.tensor([0, 1, 0, 2, 1, 0]))
+    new = Labels(discrete=torch.tensor([2, 0, 1, 1]))
+    matched = matched_hidden(new, hidden, template, 4)
+    np.testing.assert_array_equal(matched.numpy(), [[6, 7], [14 / 3, 17 / 3], [5, 6], [5, 6]])
+    assert matched.dtype == torch.float64
+    mixed = Labels(continuous=torch.tensor([[0.0], [1.0], [2.0], [3.0], [4.0], [5.0]]), discrete=template.discrete)
+    query = Labels(continuous=torch.tensor([[4.9], [4.9], [0.2]]), discrete=torch.tensor([0, 1, 2]))
+    # 4.9 in class 0 (rows 0, 2, 5) is row 5; in class 1 (rows 1, 4) row 4; 0.2 in class 2 is row 3, its only one
+    np.testing.assert_array_equal(matched_hidden(query, hidden, mixed, 3).numpy(), hidden[[5, 4, 3]].double().numpy())
+
+
+def test_adapt_a_new_session_with_a_discrete_label():
+    """A multi-session model trained on a discrete label alone takes a new session: the trained
+    sessions' embeddings do not change, and a kNN classifier fitted on them decodes the new
+    session's classes from its adapted embedding (not from its untrained one)."""
+    X, y = class_sessions()
+    model = CEBRA(batch_size=64, max_iterations=80, seed=0, device="cpu").fit(X[:2], y[:2])
+    assert model.label_kinds_ == {"continuous": None, "discrete": True}
+    trained = [model.transform(x, session_id=i) for i, x in enumerate(X[:2])]
+    untrained = model.untrained_encoder(X[2].shape[1])(X[2])
+    assert model.adapt(X[2], y[2], max_iterations=80) == 2
+    for i in range(2):
+        np.testing.assert_array_equal(model.transform(X[i], session_id=i), trained[i])
+    pooled, classes = np.concatenate(trained), np.concatenate(y[:2])
+    adapted = np.mean(knn_classify(pooled, classes, model.transform(X[2], session_id=2), 10) == y[2])
+    baseline = np.mean(knn_classify(pooled, classes, untrained, 10) == y[2])
+    assert adapted > 0.95 and baseline < 0.5, (adapted, baseline)  # measured 0.995 and 0.418; chance 0.25
+    # a class the trained sessions lack has no positive there
+    with pytest.raises(ValueError, match=r"session 0 has no sample of class\(es\) \[4\], which other sessions have"):
+        model.adapt(X[2], np.where(np.arange(600) < 10, 4, y[2]), max_iterations=2)
+    assert model.num_sessions_ == 3
+
+
+def test_adapt_needs_labels_and_a_conditional_other_than_time(sessions):
+    """adapt places a new session by its labels: a model of CEBRA-Time (no labels, or conditional
+    time) cannot take one."""
+    X, y = sessions
+    timed = CEBRA(**{**PARAMS, "max_iterations": 2, "conditional": "time"}).fit(X[:2], y[:2])
+    with pytest.raises(ValueError, match="adapt\\(\\) places a new session by its labels: it needs labels and a "
+                                         "conditional other than 'time'"):
+        timed.adapt(X[3], y[3], max_iterations=2)
+    unlabelled = CEBRA(**{**PARAMS, "max_iterations": 2}).fit(X[:2])
+    assert unlabelled.label_kinds_ == {"continuous": None, "discrete": False}
+    with pytest.raises(ValueError, match="it needs labels"):
+        unlabelled.adapt(X[3], max_iterations=2)
+    assert timed.num_sessions_ == unlabelled.num_sessions_ == 2

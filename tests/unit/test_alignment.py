@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+import pandas as pd
+
 from cebra_core.analysis.alignment import (
     OrthogonalProcrustesAlignment,
     align_to_reference,
     nearest_label_indices,
 )
+from cebra_core.analysis.tables import alignment_labels, embedding_frame, label_columns
 
 
 def brute_force_rotation(ref_data, data, ref_label, label, top_k=5, subsample=None):
@@ -197,3 +200,58 @@ def test_errors():
     bad[4] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         align.fit(ref, bad, np.arange(50.0), np.arange(60.0))
+
+
+# ------------------------------------------------------------ what an embedding table aligns on
+
+
+def test_the_rat_tracks_alignment_labels_are_its_columns_as_stored():
+    rng = np.random.default_rng(13)
+    right = rng.random(500) < 0.5
+    labels = pd.DataFrame({"position": rng.uniform(0, 1.6, 500), "right": right, "left": ~right}).astype(np.float32)
+    frame = embedding_frame("achilles", rng.normal(size=(500, 3)), labels, part="all")
+    assert label_columns(frame) == ["position", "right", "left"] and "direction" not in frame.columns
+    got = alignment_labels(frame)
+    assert got.dtype == np.float32  # as stored: CEBRA's distances round in float32 on the demo's labels
+    np.testing.assert_array_equal(got, labels.to_numpy())
+
+
+def table_with_classes(rng, n, scale=1.0):
+    """An embedding table with a continuous label x (0 .. ``scale``) and a discrete context (0 .. 3),
+    whose embedding is a function of both (each context its own plane)."""
+    x = rng.uniform(0, scale, n).astype(np.float32)
+    context = rng.integers(0, 4, n)
+    z = np.c_[np.cos(3 * x / scale), np.sin(3 * x / scale), np.zeros(n), np.zeros(n)]
+    z[np.arange(n), 2 + context % 2] = 1.0 + context // 2
+    return embedding_frame("s", z, pd.DataFrame({"x": x, "context": context.astype(np.int64)}))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1000.0])
+def test_alignment_labels_match_a_discrete_class_only_within_it(scale):
+    rng = np.random.default_rng(14)
+    ref, frame = table_with_classes(rng, 1500, scale), table_with_classes(rng, 800, scale)
+    ref_label, label = alignment_labels(ref), alignment_labels(frame)
+    assert ref_label.shape == (1500, 2) and label.shape == (800, 2)
+    idx = nearest_label_indices(label, ref_label, 5)
+    classes, ref_classes = frame["context"].to_numpy(), ref["context"].to_numpy()
+    assert np.all(ref_classes[idx] == classes[:, None])  # every match within its class
+    # within the class, the nearest rows in x (up to the rounding of CEBRA's distance formula)
+    x, ref_x = frame["x"].to_numpy(np.float64), ref["x"].to_numpy(np.float64)
+    for row in range(0, 800, 37):
+        same = np.flatnonzero(ref_classes == classes[row])
+        nearest = np.sort(np.abs(ref_x[same] - x[row]))[:5]
+        np.testing.assert_allclose(np.sort(np.abs(ref_x[idx[row]] - x[row])), nearest, atol=1e-3 * scale)
+    # Without the class, the nearest x of any class would be taken (the check above would fail).
+    idx_x = nearest_label_indices(x, ref_x, 5)
+    assert np.mean(ref_classes[idx_x] == classes[:, None]) < 0.5
+    # The alignment on these labels recovers a rotation between two such tables.
+    q = random_rotation(rng, 4)
+    z = [f"z{d}" for d in range(4)]
+    align = OrthogonalProcrustesAlignment().fit(ref[z].to_numpy(), frame[z].to_numpy() @ q.T, ref_label, label)
+    np.testing.assert_allclose(align.rotation_, q, atol=5e-3)
+    on_x = OrthogonalProcrustesAlignment().fit(ref[z].to_numpy(), frame[z].to_numpy() @ q.T, ref_x, x)
+    assert np.abs(on_x.rotation_ - q).max() > 0.3  # matched across classes: the rotation is lost
+    # A table whose only label is discrete aligns on its class alone.
+    only = [f.drop(columns="x") for f in (ref, frame)]
+    idx = nearest_label_indices(alignment_labels(only[1]), alignment_labels(only[0]), 5)
+    assert alignment_labels(only[1]).shape == (800, 1) and np.all(ref_classes[idx] == classes[:, None])

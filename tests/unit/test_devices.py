@@ -23,17 +23,23 @@ SAMPLERS = ("SingleSessionSampler", "MultiSessionSampler", "AdaptationSampler")
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
+# adapt's first-layer regression works on the CPU in float64 by design: it moves its inputs there
+# first (the label match of `matched_hidden`, the ridge solve of `host_regression`)
+HOST_FUNCTIONS = (adaptation.host_regression, adaptation.matched_hidden)
+
+
 def _in_host_side_sampler() -> bool:
     """Whether the running op was called by a sampler that declared itself host-side (its float64
-    search and draws on the CPU, off a training device without float64), or by adapt's ridge,
-    which moves its inputs to the CPU first (`adaptation.host_regression`)."""
-    classes = tuple(getattr(sampling, name) for name in SAMPLERS if hasattr(sampling, name))
+    search and draws on the CPU, off a training device without float64), or by adapt's regression,
+    which moves its inputs to the CPU first (`HOST_FUNCTIONS`)."""
+    classes = tuple(getattr(sampling, name) for name in SAMPLERS)
+    codes = {f.__code__ for f in HOST_FUNCTIONS}
     frame = sys._getframe(2)
     while frame is not None:
         owner = frame.f_locals.get("self")
         if isinstance(owner, classes) and getattr(owner, "host_side", False):
             return True
-        if frame.f_code is adaptation.host_regression.__code__:
+        if frame.f_code in codes:
             return True
         frame = frame.f_back
     return False
@@ -69,6 +75,12 @@ def sessions():
     return [simulate_session(f"s{i}", shape=shape, seed=20 + i) for i, shape in enumerate(((300, 14), (260, 9)))]
 
 
+def mixed_sessions():
+    """Two sessions with a continuous (position) and a discrete label (the running direction)."""
+    data = sessions()
+    return [d.neural for d in data], [d.labels[:, :1].copy() for d in data], [d.labels[:, 1].astype(np.int64) for d in data]
+
+
 @pytest.mark.parametrize("multi", [False, True])
 def test_a_fit_makes_no_float64_tensor_on_a_device_without_float64(no_float64_device, monkeypatch, multi):
     data = sessions() if multi else sessions()[:1]
@@ -77,6 +89,7 @@ def test_a_fit_makes_no_float64_tensor_on_a_device_without_float64(no_float64_de
     with mode:
         model = CEBRA(**FIT).fit(X, y) if multi else CEBRA(**FIT).fit(X[0], y[0])
     assert mode.ops > 1000  # the whole fit ran under the check: sampler, steps, Adam
+    assert model.label_kinds_ == {"continuous": 3, "discrete": False}
     # the CPU did the sampler's float64 work: the fit is the one a device with float64 makes
     monkeypatch.setattr(sampling, "has_float64", lambda device: True)
     same = CEBRA(**FIT).fit(X, y) if multi else CEBRA(**FIT).fit(X[0], y[0])
@@ -100,17 +113,61 @@ def test_adapt_makes_no_float64_tensor_on_the_device(no_float64_device, init):
     assert len(model.model_) == 3
 
 
+@pytest.mark.parametrize("options", [
+    dict(conditional="time_delta"), dict(conditional="delta", delta=0.05), dict(conditional="time"),
+    dict(conditional="time_delta", discrete=True), dict(conditional="time_delta", discrete=True, continuous=False),
+    dict(conditional="time_delta", model_architecture="offset5-model", temperature_mode="auto", distance="euclidean"),
+], ids=["time_delta", "delta", "time", "mixed", "discrete", "auto-euclidean"])
+def test_every_kind_of_fit_makes_no_float64_tensor(no_float64_device, monkeypatch, options):
+    """Every label kind and conditional (and a learned temperature) keeps float64 off the device."""
+    options = dict(options)
+    X, continuous, discrete = mixed_sessions()
+    labels = ([continuous] if options.pop("continuous", True) else []) + ([discrete] if options.pop("discrete", False) else [])
+    params = FIT | options
+    mode = NoFloat64OnTrainingDevice()
+    with mode:
+        model = CEBRA(**params).fit(X, *labels)
+    assert mode.ops > 1000 and len(model.loss_history_) == FIT["max_iterations"]
+    monkeypatch.setattr(sampling, "has_float64", lambda device: True)
+    np.testing.assert_array_equal(model.loss_history_, CEBRA(**params).fit(X, *labels).loss_history_)
+
+
+def test_adapt_of_a_discrete_label_makes_no_float64_tensor(no_float64_device):
+    """adapt with a discrete label: the class means of `matched_hidden` and the class-balanced
+    draws are host-side work too."""
+    X, continuous, discrete = mixed_sessions()
+    new = simulate_session("new", shape=(280, 11), seed=30)
+    for labels, new_labels in (([discrete], [new.labels[:, 1].astype(np.int64)]),
+                               ([continuous, discrete], [new.labels[:, :1].copy(), new.labels[:, 1].astype(np.int64)])):
+        model = CEBRA(**FIT).fit(X, *labels)
+        with NoFloat64OnTrainingDevice():
+            assert model.adapt(new.neural, *new_labels, max_iterations=3) == 2
+
+
+def test_matched_hidden_is_host_side():
+    """What the float64 allowance above rests on: `matched_hidden` hands back a CPU tensor."""
+    hidden = torch.arange(12, dtype=torch.float32).reshape(6, 2)
+    labels = sampling.Labels(continuous=torch.linspace(0, 1, 6)[:, None])
+    matched = adaptation.matched_hidden(labels, hidden, labels, 5)
+    assert matched.device == torch.device("cpu") and matched.dtype == torch.float64
+    np.testing.assert_array_equal(matched.numpy(), hidden[:5].double().numpy())
+
+
 @pytest.mark.parametrize("multi", [False, True])
-def test_host_side_sampling_gives_the_batches_of_device_sampling(monkeypatch, multi):
+@pytest.mark.parametrize("kind", ["continuous", "mixed", "discrete"])
+def test_host_side_sampling_gives_the_batches_of_device_sampling(monkeypatch, multi, kind):
     """A sampler that works on the CPU for a device without float64 draws exactly the batches that the
     same seed draws on a device with float64 (here both are the CPU), on the training device."""
-    labels = [torch.from_numpy(d.labels) for d in sessions()]
-    labels = labels if multi else labels[:1]
+    data = sessions() if multi else sessions()[:1]
+    labels = [sampling.Labels(continuous=None if kind == "discrete" else torch.from_numpy(d.labels),
+                              discrete=None if kind == "continuous" else torch.from_numpy(d.labels[:, 1]).long())
+              for d in data]
 
     def batches(device_has_float64: bool):
         monkeypatch.setattr(sampling, "has_float64", lambda device: device_has_float64)
-        sampler = sampling.make_sampler(labels, 10, seed=7, device="cpu", multi=multi)
-        assert sampler.host_side is not device_has_float64
+        sampler = sampling.make_sampler(labels, conditional="time_delta", time_offset=10, delta=None, seed=7,
+                                        device="cpu", multi=multi)
+        assert sampler.host_side is not device_has_float64 and sampler.kind == ("time_delta" if kind == "continuous" else kind)
         return [sampler.sample(64) for _ in range(3)]
 
     for on_device, on_host in zip(batches(True), batches(False)):
@@ -124,12 +181,14 @@ def test_mps_samples_on_the_cpu_and_hands_batches_to_the_device(monkeypatch):
     assert not sampling.has_float64("mps") and sampling.has_float64("cpu") and sampling.has_float64("cuda:0")
     assert sampling.sampling_device("mps") == torch.device("cpu")
     assert sampling.sampling_device("cuda:1") == torch.device("cuda:1")
-    labels = [torch.from_numpy(sessions()[0].labels)]
+    labels = [sampling.Labels(continuous=torch.from_numpy(sessions()[0].labels))]
     moved = []
     monkeypatch.setattr(sampling.Batch, "to", lambda self, device: moved.append(torch.device(device)) or self)
-    sampler = sampling.make_sampler(labels, 10, seed=0, device="mps", multi=False)
+    sampler = sampling.make_sampler(labels, conditional="time_delta", time_offset=10, delta=None, seed=0, device="mps",
+                                    multi=False)
     assert sampler.host_side and sampler.generator.device == torch.device("cpu")
-    assert sampler.labels.device == torch.device("cpu")
+    assert sampler.continuous.device == sampler.table.device == sampler.index.device == torch.device("cpu")
+    assert sampler.device == torch.device("mps")
     sampler.sample(16)
     assert moved == [torch.device("mps")]
 

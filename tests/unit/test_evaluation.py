@@ -1,5 +1,7 @@
-"""Held-out scores from embedding tables with train/test parts: decoding, a new session's scores,
-consistency between runs. Synthetic embeddings whose direction is a known function of position."""
+"""Held-out scores from embedding tables with train/test parts: decoding of every label column (with
+its chance level), a new session's scores, consistency between runs. Synthetic embeddings whose
+direction is a known function of the labels: a rat's position on the track, or an open field's
+(x, y) and a discrete context."""
 
 import numpy as np
 import pandas as pd
@@ -7,7 +9,9 @@ import pytest
 
 import cebra_core.analysis.evaluation as evaluation
 from cebra_core.analysis.alignment import OrthogonalProcrustesAlignment
-from cebra_core.analysis.tables import embedding_frame
+from cebra_core.analysis.binning import EmptyBinError
+from cebra_core.analysis.decoding import decode
+from cebra_core.analysis.tables import embedding_columns, embedding_frame
 from cebra_core.analysis.evaluation import (
     DECODING_COLUMNS,
     decoding_table,
@@ -15,15 +19,18 @@ from cebra_core.analysis.evaluation import (
     restricted_consistency,
     runs_consistency,
 )
-from cebra_core.analysis.metrics import consistency_score
-from cebra_core.analysis.splits import Split
+from cebra_core.analysis.metrics import consistency_score, label_consistency
+from cebra_core.analysis.splits import Split, label_coverage
 
 T = 1000  # time bins per rat; the last 20 % are the test part
 KNN = dict(n_neighbors=10, top_k=5)
+RAT = ["position", "right", "left"]  # the rat track's label columns
+CONTINUOUS = ["median_abs_error", "r2"]  # the decoding metrics of a continuous column
+DISCRETE = ["accuracy", "balanced_accuracy"]
 
 
 def trajectory(T, period, phase, half_test=False):
-    """Position on a 1.6 m track running back and forth, and direction labels (T, 3).
+    """Position on a 1.6 m track running back and forth, and the labels (position, right, left).
 
     ``half_test``: during the last 20 % the rat stays on the first half of the track.
     """
@@ -32,8 +39,8 @@ def trajectory(T, period, phase, half_test=False):
     if half_test:
         test = Split(0).test_mask(T)
         pos[test] = 0.4 + 0.4 * np.sin(2 * np.pi * t[test] / period + phase)
-    right = (np.gradient(pos) > 0).astype(float)
-    return pos, np.c_[pos, right, 1 - right]
+    right = (np.gradient(pos) > 0).astype(np.float32)
+    return pos, pd.DataFrame({"position": pos.astype(np.float32), "right": right, "left": 1 - right})
 
 
 def curve(pos):
@@ -70,8 +77,17 @@ def garbage(frame, part, seed, labels=False):
     return out
 
 
-def by_pair(table):
-    return table.set_index(["train", "test"])
+def by_pair(table, column="position"):
+    """The decoding rows of one label column, indexed by (train, test, metric)."""
+    return table[table.column == column].set_index(["train", "test", "metric"])
+
+
+def pair_rows(table, a, b):
+    """Every row (all label columns and metrics) of the pair a -> b."""
+    return table[(table.train == a) & (table.test == b)].reset_index(drop=True)
+
+
+MAE, R2 = "median_abs_error", "r2"
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +99,26 @@ def rats():
 def test_decoding_table_within_and_across_aligned_rats(rats):
     table = decoding_table(rats, shared_space=False, min_coverage=0.8, **KNN)
     assert list(table.columns) == DECODING_COLUMNS
-    assert len(table) == 9
+    assert len(table) == 9 * 3 * 2  # pairs x label columns x metrics
     assert set(zip(table.train, table.test)) == {(a, b) for a in "ABC" for b in "ABC"}
-    assert (table.n_train == 800).all() and (table.n_test == 200).all()
-    # Within and across rats (after the Procrustes rotation) the position is decoded to a few cm.
-    assert (table.median_error_cm < 2).all(), table
-    assert (table.r2 > 0.99).all(), table
+    # Long format: every label column of the rat track, each with the continuous metrics.
+    for (a, b), rows in table.groupby(["train", "test"]):
+        assert list(zip(rows.column, rows.metric)) == [(c, m) for c in RAT for m in CONTINUOUS]
+    assert (table.n_train == 800).all() and (table.n_test == 200).all() and (table.k == 10).all()
+    # Within and across rats (after the Procrustes rotation) the position is decoded to a few cm
+    # (errors in metres, the label's unit); its chance level (shuffled training labels) is far off.
+    position = by_pair(table)
+    errors, r2 = position.xs(MAE, level="metric"), position.xs(R2, level="metric")
+    assert (errors.value < 0.02).all(), table
+    assert (r2.value > 0.99).all(), table
+    assert (errors.chance > 0.2).all() and (r2.chance < 0.1).all(), table
     assert (table.test_coverage == 1.0).all() and not table.flagged.any()
     # Control: the same rotated rats taken as one shared space decode badly across rats.
     shared = by_pair(decoding_table(rats, shared_space=True, min_coverage=0.8, **KNN))
     for a in "ABC":
-        assert shared.loc[(a, a), "median_error_cm"] < 2
+        assert shared.loc[(a, a, MAE), "value"] < 0.02
         for b in set("ABC") - {a}:
-            assert shared.loc[(a, b), "median_error_cm"] > 15, shared
+            assert shared.loc[(a, b, MAE), "value"] > 0.15, shared
 
 
 def test_decoding_table_shared_space_does_not_rotate(rats, monkeypatch):
@@ -105,7 +128,7 @@ def test_decoding_table_shared_space_does_not_rotate(rats, monkeypatch):
     shared = {"A": rats["A"], "B": rat("B", 1), "C": rat("C", 2)}  # one space: no rotation needed
     table = decoding_table(shared, shared_space=True, min_coverage=0.8, **KNN)
     assert fitted == []
-    assert (table.median_error_cm < 4).all()
+    assert (by_pair(table).xs(MAE, level="metric").value < 0.04).all()
     decoding_table(shared, shared_space=False, min_coverage=0.8, n_neighbors=10, top_k=7)
     assert fitted == [{"top_k": 7}] * 6  # one alignment per ordered pair of different rats
 
@@ -123,10 +146,12 @@ class RecordingAlignment(OrthogonalProcrustesAlignment):
 
 
 def _recorded_decoding(frames, monkeypatch):
+    """The decoding table indexed by (train, test, column, metric), and the alignments' log."""
     log = []
     monkeypatch.setattr(RecordingAlignment, "log", log)
     monkeypatch.setattr(evaluation, "OrthogonalProcrustesAlignment", RecordingAlignment)
-    return by_pair(decoding_table(frames, shared_space=False, min_coverage=0.8, **KNN)), log
+    table = decoding_table(frames, shared_space=False, min_coverage=0.8, **KNN)
+    return table.set_index(["train", "test", "column", "metric"]), log
 
 
 def test_alignment_is_fitted_on_train_rows_only(rats, monkeypatch):
@@ -138,8 +163,9 @@ def test_alignment_is_fitted_on_train_rows_only(rats, monkeypatch):
         train_b = rats[b][rats[b].part == "train"]
         np.testing.assert_array_equal(fit["ref_data"], train_a[["z0", "z1", "z2"]].to_numpy())
         np.testing.assert_array_equal(fit["data"], train_b[["z0", "z1", "z2"]].to_numpy())
-        np.testing.assert_array_equal(fit["ref_label"][:, 0], train_a.position.to_numpy())
-        np.testing.assert_array_equal(fit["label"][:, 0], train_b.position.to_numpy())
+        # The rat track aligns on all its label columns, as stored (position, right, left).
+        np.testing.assert_array_equal(fit["ref_label"], train_a[RAT].to_numpy())
+        np.testing.assert_array_equal(fit["label"], train_b[RAT].to_numpy())
 
     # B's test rows made garbage (random embeddings, shuffled positions): every alignment is the
     # same, only the scores on B's test rows change.
@@ -148,34 +174,37 @@ def test_alignment_is_fitted_on_train_rows_only(rats, monkeypatch):
     for before, after in zip(log, dirty_log):
         np.testing.assert_array_equal(before["rotation"], after["rotation"])
     for a in "ABC":
-        assert dirty.loc[(a, "B"), "median_error_cm"] > 20, dirty
+        assert dirty.loc[(a, "B", "position", MAE), "value"] > 0.2, dirty
         for b in "AC":
-            pd.testing.assert_series_equal(dirty.loc[(a, b)], clean.loc[(a, b)])
+            pd.testing.assert_frame_equal(dirty.loc[(a, b)], clean.loc[(a, b)])
 
 
 def test_decoder_never_sees_the_test_labels_of_the_training_rat(rats):
-    clean = by_pair(decoding_table(rats, shared_space=False, min_coverage=0.8, **KNN))
+    clean_table = decoding_table(rats, shared_space=False, min_coverage=0.8, **KNN)
     # Rat A's test positions shuffled: decoders trained on A (and the alignments onto A) are unchanged,
     # so A -> B and A -> C keep their scores; only the scores on A's own test rows change.
     shuffled = dict(rats, A=rats["A"].copy())
     test = shuffled["A"].part == "test"
     shuffled["A"].loc[test, "position"] = np.random.default_rng(3).permutation(shuffled["A"].loc[test, "position"])
-    dirty = by_pair(decoding_table(shuffled, shared_space=False, min_coverage=0.8, **KNN))
+    dirty_table = decoding_table(shuffled, shared_space=False, min_coverage=0.8, **KNN)
     for b in "BC":
-        pd.testing.assert_series_equal(dirty.loc[("A", b)], clean.loc[("A", b)])
+        pd.testing.assert_frame_equal(pair_rows(dirty_table, "A", b), pair_rows(clean_table, "A", b))
+    clean, dirty = by_pair(clean_table), by_pair(dirty_table)
     for a in "ABC":
-        assert dirty.loc[(a, "A"), "r2"] < 0.2 < clean.loc[(a, "A"), "r2"]
+        assert dirty.loc[(a, "A", R2), "value"] < 0.2 < clean.loc[(a, "A", R2), "value"]
 
 
 def test_decoding_table_flags_a_test_part_on_half_the_track(rats):
     frames = dict(rats, C=rat("C", 2, rotate=rotation(11), half_test=True))
-    table = by_pair(decoding_table(frames, shared_space=False, min_coverage=0.8, **KNN))
+    full = decoding_table(frames, shared_space=False, min_coverage=0.8, **KNN)
     for a in "ABC":
-        assert table.loc[(a, "C"), "test_coverage"] == pytest.approx(0.5, abs=0.05)
-        assert table.loc[(a, "C"), "flagged"]
+        rows = pair_rows(full, a, "C")  # every label column's rows carry the test part's coverage
+        assert rows.test_coverage.to_numpy() == pytest.approx(0.5, abs=0.05)
+        assert rows.flagged.all()
         for b in "AB":
-            assert table.loc[(a, b), "test_coverage"] == 1.0 and not table.loc[(a, b), "flagged"]
-    low = by_pair(decoding_table(frames, shared_space=False, min_coverage=0.4, **KNN))
+            rows = pair_rows(full, a, b)
+            assert (rows.test_coverage == 1.0).all() and not rows.flagged.any()
+    low = decoding_table(frames, shared_space=False, min_coverage=0.4, **KNN)
     assert not low.flagged.any()
 
 
@@ -183,9 +212,10 @@ def test_coverage_is_relative_to_the_test_rats_own_session(rats):
     # D only ever runs on the first half of the track, and its test part covers all of that.
     d = rat("D", 3)
     d["position"] = (d["position"] / 2).astype(np.float32)
-    table = by_pair(decoding_table(dict(rats, D=d), shared_space=True, min_coverage=0.8, **KNN))
+    table = decoding_table(dict(rats, D=d), shared_space=True, min_coverage=0.8, **KNN)
     for a in "ABCD":
-        assert table.loc[(a, "D"), "test_coverage"] == 1.0 and not table.loc[(a, "D"), "flagged"]
+        rows = pair_rows(table, a, "D")
+        assert len(rows) == 6 and (rows.test_coverage == 1.0).all() and not rows.flagged.any()
 
 
 def test_decoding_table_needs_train_and_test_rows(rats):
@@ -248,24 +278,33 @@ def kinds():
 
 def test_new_session_table_columns_sources_and_scores(kinds):
     table = new_session_table(kinds, "C", bins=40, n_neighbors=10, min_coverage=0.8)
-    assert list(table.columns) == ["kind", "measure", "source", "target", "value", "test_coverage", "flagged"]
+    assert list(table.columns) == ["kind", "measure", "column", "source", "target", "value", "chance",
+                                   "test_coverage", "flagged"]
     assert (table.target == "C").all()
-    assert len(table) == 3 * 5
-    values = table.set_index(["kind", "measure", "source"])["value"]
+    assert len(table) == 3 * (3 + 3 * 2)  # per kind: 2 consistency + mean, 3 label columns x 2 metrics
+    # Consistency rows are on the label (position) and have no chance level.
+    scores = table[table.measure.str.startswith("consistency")]
+    assert (scores.column == "position").all() and scores.chance.isna().all()
+    values = table[table.column == "position"].set_index(["kind", "measure", "source"])["value"]
+    chance = table[table.column == "position"].set_index(["kind", "measure", "source"])["chance"]
     for kind in kinds:
         rows = table[table.kind == kind]
-        assert sorted(rows.measure) == sorted(["consistency", "consistency", "consistency_mean", "r2",
-                                               "median_error_cm"])
+        assert list(zip(rows.measure, rows.column)) == [
+            ("consistency", "position"), ("consistency", "position"), ("consistency_mean", "position"),
+            *((m, c) for c in RAT for m in CONTINUOUS)]
         assert set(rows.source[rows.measure == "consistency"]) == {"A", "B"}
         assert (rows.source[rows.measure == "consistency_mean"] == "A+B").all()
         mean = values[(kind, "consistency_mean", "A+B")]
         assert mean == pytest.approx((values[(kind, "consistency", "A")] + values[(kind, "consistency", "B")]) / 2)
     # 'single' decodes with C's own train rows; the others with A and B pooled.
-    decode = table[table.measure.isin(["r2", "median_error_cm"])]
+    decode = table[table.measure.isin(CONTINUOUS)]
     assert dict(zip(decode.kind, decode.source)) == {"random": "A+B", "single": "C", "multi": "A+B"}
-    assert values[("single", "median_error_cm", "C")] < 4 and values[("single", "r2", "C")] > 0.97
-    assert values[("multi", "median_error_cm", "A+B")] < 4 and values[("multi", "r2", "A+B")] > 0.97
-    assert values[("random", "median_error_cm", "A+B")] > 20 and values[("random", "r2", "A+B")] < 0.3
+    assert decode.chance.notna().all()
+    assert values[("single", MAE, "C")] < 0.04 and values[("single", R2, "C")] > 0.97
+    assert values[("multi", MAE, "A+B")] < 0.04 and values[("multi", R2, "A+B")] > 0.97
+    assert values[("random", MAE, "A+B")] > 0.2 and values[("random", R2, "A+B")] < 0.3
+    for kind, source in (("single", "C"), ("multi", "A+B")):  # chance: the decoder on shuffled labels
+        assert chance[(kind, MAE, source)] > 0.2 and chance[(kind, R2, source)] < 0.1
     # Consistency is invariant to the rotations: high for single and multi, low for random.
     for kind in ("single", "multi"):
         assert values[(kind, "consistency_mean", "A+B")] > 0.97
@@ -278,7 +317,7 @@ def test_new_session_table_flags_a_half_track_test_part(kinds):
     table = new_session_table(half, "C", bins=40, n_neighbors=10, min_coverage=0.8)
     assert table.test_coverage.to_numpy() == pytest.approx(0.5, abs=0.05)
     assert table.flagged.all()
-    values = table.set_index(["kind", "measure"])["value"]
+    values = table[table.column == "position"].set_index(["kind", "measure"])["value"]
     assert values[("multi", "consistency_mean")] > 0.97  # compared only where C's test rows have data
 
 
@@ -310,3 +349,182 @@ def test_runs_consistency():
         assert scores.loc[("single", session), "score"] == pytest.approx(1.0, abs=1e-9)
     assert scores.loc[("single", "A"), "n_runs"] == 3 and scores.loc[("single", "B"), "n_runs"] == 2
     assert scores.loc[("multi", "A"), "n_runs"] == 2
+
+
+# ------------------------------------------------------------ any label: an open field with a context
+
+FIELD = ["x", "y", "context"]  # two continuous columns (an open field's position) and a discrete one
+
+
+def field(name, seed, *, rotate=None, code="both", test_classes=None, test_x_max=None, noise=0.02, T=1200):
+    """The embedding table of an open-field session of a held-out fit: (x, y) on a Lissajous path
+    over the unit square, a context 0, 1, 2 drawn at random for every block of 4 bins.
+
+    ``code`` says what the embedding carries: "both" points along (x + 1, y + 1, 3, 3 x
+    one-hot(context)), so cosine neighbours share the place and the context; "place" along (x + 1,
+    y + 1, 3) only (its mean per place is the same in every session, whatever the contexts there);
+    "random" nothing. ``test_classes``: the contexts the test rows keep (the others become the first
+    of them); ``test_x_max``: the test rows stay at x <= test_x_max."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)
+    x = 0.5 + 0.5 * np.sin(t / (11 + seed))
+    y = 0.5 + 0.5 * np.sin(t / (7 + seed) + 1)
+    context = np.repeat(rng.integers(0, 3, T // 4 + 1), 4)[:T]
+    test = Split(0).test_mask(T)
+    if test_classes is not None:
+        context[test & ~np.isin(context, test_classes)] = test_classes[0]
+    if test_x_max is not None:
+        x[test] = x[test] * test_x_max
+    z = {"both": lambda: np.c_[x + 1, y + 1, np.full(T, 3.0), 3 * np.eye(3)[context]],
+         "place": lambda: np.c_[x + 1, y + 1, np.full(T, 3.0)],
+         "random": lambda: rng.normal(size=(T, 6))}[code]()
+    z = z + rng.normal(0, noise, z.shape)
+    if rotate is not None:
+        z = z @ rotate
+    labels = pd.DataFrame({"x": x.astype(np.float32), "y": y.astype(np.float32), "context": context.astype(np.int64)})
+    return embedding_frame(name, z, labels, part=Split(0).parts(T))
+
+
+@pytest.fixture(scope="module")
+def fields():
+    return {"A": field("A", 0), "B": field("B", 1), "C": field("C", 2)}
+
+
+def test_decoding_table_decodes_every_column_of_a_mixed_label_set(fields):
+    table = decoding_table(fields, shared_space=True, min_coverage=0.8, coverage_label=("x", "y"), **KNN)
+    assert list(table.columns) == DECODING_COLUMNS
+    assert len(table) == 9 * (2 * 2 + 2)
+    for (a, b), rows in table.groupby(["train", "test"]):
+        # each column with its kind's metrics: x and y regressed, the context classified
+        assert list(zip(rows.column, rows.metric)) == [("x", MAE), ("x", R2), ("y", MAE), ("y", R2),
+                                                       ("context", "accuracy"), ("context", "balanced_accuracy")]
+        # the numbers are decode()'s: decoder on a's train rows, scored on b's test rows, with chance
+        train, test = fields[a][fields[a].part == "train"], fields[b][fields[b].part == "test"]
+        z = embedding_columns(train)
+        for column, kind in (("x", "continuous"), ("y", "continuous"), ("context", "discrete")):
+            want = decode(train[z], train[column], test[z], test[column], kind, n_neighbors=10)
+            got = rows[rows.column == column]
+            assert dict(zip(got.metric, zip(got.value, got.chance))) == want
+    values = table.set_index(["train", "test", "column", "metric"])
+    for a in "ABC":
+        for b in "ABC":
+            for column in ("x", "y"):  # to a few % of the arena; shuffled labels: about a third of it
+                assert values.loc[(a, b, column, MAE), "value"] < 0.08 < 0.25 < values.loc[(a, b, column, MAE), "chance"]
+                assert values.loc[(a, b, column, R2), "value"] > 0.9 > 0.1 > values.loc[(a, b, column, R2), "chance"]
+            for metric in DISCRETE:  # the context always, far above its chance level
+                row = values.loc[(a, b, "context", metric)]
+                assert row.value == 1.0 and row.chance < 0.5, row
+    means = table.groupby(["column", "metric"]).chance.mean()
+    for metric in DISCRETE:  # over the 9 pairs, chance is 1 / 3 (3 contexts, drawn evenly)
+        assert means[("context", metric)] == pytest.approx(1 / 3, abs=0.05)
+    # (x, y) as the coverage label: the test parts cover the arena's grid
+    assert (table.test_coverage == 1.0).all() and not table.flagged.any()
+
+
+def test_decoding_table_aligns_single_session_fits_on_a_mixed_label_set(fields):
+    """Rotated single-session fits: the alignment matches rows on (x, y) within a context, and the
+    decoders transfer across sessions; taken as one space they do not."""
+    rotated = {"A": fields["A"], "B": field("B", 1, rotate=rotation(20, 6)), "C": field("C", 2, rotate=rotation(21, 6))}
+    aligned = decoding_table(rotated, shared_space=False, min_coverage=0.8, coverage_label=("x", "y"), **KNN)
+    unaligned = decoding_table(rotated, shared_space=True, min_coverage=0.8, coverage_label=("x", "y"), **KNN)
+    aligned, unaligned = (t.set_index(["train", "test", "column", "metric"]).value for t in (aligned, unaligned))
+    for a in "ABC":
+        for b in set("ABC") - {a}:
+            assert aligned[(a, b, "context", "accuracy")] == 1.0, aligned
+            assert aligned[(a, b, "x", MAE)] < 0.08 and aligned[(a, b, "y", MAE)] < 0.08, aligned
+            assert unaligned[(a, b, "context", "accuracy")] < 0.6, unaligned
+            assert unaligned[(a, b, "x", MAE)] > 0.2 and unaligned[(a, b, "y", MAE)] > 0.2, unaligned
+
+
+def test_coverage_of_a_discrete_or_2d_label():
+    frames = {"A": field("A", 0), "B": field("B", 1, test_classes=[0, 1]), "C": field("C", 2, test_x_max=0.5)}
+    by_class = decoding_table(frames, shared_space=True, min_coverage=0.8, coverage_label=("context",), **KNN)
+    coverage = by_class.groupby("test").test_coverage.agg(["min", "max"])
+    assert coverage.loc["B"].tolist() == pytest.approx([2 / 3, 2 / 3])  # the test rows visit 2 of 3 contexts
+    assert by_class[by_class.test == "B"].flagged.all() and not by_class[by_class.test != "B"].flagged.any()
+    by_place = decoding_table(frames, shared_space=True, min_coverage=0.8, coverage_label=("x", "y"), **KNN)
+    c = frames["C"]
+    want = label_coverage(c.loc[c.part == "test", ["x", "y"]].to_numpy(), c[["x", "y"]].to_numpy())
+    assert want == pytest.approx(0.5, abs=0.1)
+    assert (by_place[by_place.test == "C"].test_coverage == want).all()
+    assert by_place[by_place.test == "C"].flagged.all() and not by_place[by_place.test != "C"].flagged.any()
+
+
+def place_fields(code="place"):
+    """Sessions A, B, C whose embeddings carry the place only (rotated into their own spaces)."""
+    return {"A": field("A", 0, code=code), "B": field("B", 1, code=code, rotate=rotation(20, 3 if code == "place" else 6)),
+            "C": field("C", 2, code=code, rotate=rotation(21, 3 if code == "place" else 6))}
+
+
+def test_coverage_of_a_discrete_label_counts_its_classes():
+    """The fraction of the session's classes that the test rows show, however the classes are numbered
+    (40 reach targets, the test rows miss every fourth: 0.75; bins over the class numbers would say 1)."""
+    session = pd.DataFrame({"target": np.repeat(np.arange(40, dtype=np.int64), 5)})
+    test = session[session.target % 4 != 0]
+    assert evaluation.coverage(test, session, ["target"]) == 0.75
+    assert evaluation.coverage(session, session, ["target"]) == 1.0
+    as_float = session.astype(np.float32)  # the same numbers as a continuous label: bins of the range
+    assert evaluation.coverage(as_float[session.target % 4 != 0], as_float, ["target"]) == 1.0
+
+
+def test_restricted_consistency_on_a_2d_label():
+    places = place_fields()
+    scores = restricted_consistency("C", places, bins=36, label=("x", "y"))
+    assert set(scores) == {"A", "B"}
+    # the same place code: high (each cell's mean depends a little on where in the cell a session was)
+    assert all(s > 0.9 for s in scores.values()), scores
+    # random embeddings: low on the grid (6 regressors on 25 cells)
+    randoms = restricted_consistency("C", place_fields("random"), bins=36, label=("x", "y"))
+    assert all(s < 0.4 for s in randoms.values()), randoms
+    # by hand: C's test rows against the others' rows (all of them) on the grid, both directions averaged
+    test = places["C"][places["C"].part == "test"]
+    parts = [test, places["A"], places["B"]]
+    raw, pairs, _ = label_consistency([p[embedding_columns(p)].to_numpy(np.float64) for p in parts],
+                                      [p[["x", "y"]].to_numpy(np.float64) for p in parts], ["C", "A", "B"],
+                                      "continuous", 36, columns=("x", "y"))
+    by = {tuple(p): s for p, s in zip(pairs.tolist(), raw)}
+    for other in "AB":
+        assert scores[other] == pytest.approx((by[("C", other)] + by[(other, "C")]) / 2, rel=1e-12)
+    # C's test rows confined to a strip x <= 0.2: the grid cells (0.2 wide) they miss, even within
+    # 2 cells, are an error naming a cell and the sessions
+    strip = dict(places, C=field("C", 2, code="place", test_x_max=0.2, rotate=rotation(21, 3)))
+    # (x 0.6-1 on 5 rows of y: 10 cells, the first named)
+    with pytest.raises(EmptyBinError, match=r"grid cell x 0.6-0.8, y \S+-0.2 has no samples in \['C'\] but has in "
+                                            r"\['A', 'B'\] \(10 such bins\)"):
+        restricted_consistency("C", strip, bins=36, label=("x", "y"))
+
+
+def test_restricted_consistency_on_a_discrete_label(fields):
+    scores = restricted_consistency("C", fields, bins=36, label=("context",))
+    test = fields["C"][fields["C"].part == "test"]
+    parts = [test, fields["A"], fields["B"]]
+    raw, pairs, _ = label_consistency([p[embedding_columns(p)].to_numpy(np.float64) for p in parts],
+                                      [p["context"].to_numpy() for p in parts], ["C", "A", "B"], "discrete")
+    by = {tuple(p): s for p, s in zip(pairs.tolist(), raw)}
+    assert set(scores) == {"A", "B"}
+    for other in "AB":
+        assert scores[other] == pytest.approx((by[("C", other)] + by[(other, "C")]) / 2, rel=1e-12)
+        assert scores[other] > 0.97
+
+
+def test_new_session_table_on_a_mixed_label_set():
+    """Consistency on (x, y), decoding of x, y and the context: the place code decodes the place but
+    not the context (chance), a random code neither."""
+    kinds = {"single": place_fields(), "random": place_fields("random")}
+    table = new_session_table(kinds, "C", bins=36, n_neighbors=10, min_coverage=0.8, label=("x", "y"))
+    assert len(table) == 2 * (3 + 2 * 2 + 2)
+    for kind in kinds:
+        rows = table[table.kind == kind]
+        assert list(zip(rows.measure, rows.column)) == [
+            ("consistency", "x+y"), ("consistency", "x+y"), ("consistency_mean", "x+y"),
+            (MAE, "x"), (R2, "x"), (MAE, "y"), (R2, "y"), ("accuracy", "context"), ("balanced_accuracy", "context")]
+    values = table.set_index(["kind", "measure", "column"])
+    assert values.loc[("single", "consistency_mean", "x+y"), "value"] > 0.9
+    assert values.loc[("random", "consistency_mean", "x+y"), "value"] < 0.4
+    for column in ("x", "y"):
+        assert values.loc[("single", MAE, column), "value"] < 0.08 < 0.25 < values.loc[("single", MAE, column), "chance"]
+        assert values.loc[("random", MAE, column), "value"] > 0.25
+    assert values.loc[("single", "accuracy", "context"), "value"] < 0.6  # the place code does not carry it
+    assert (table.test_coverage == 1.0).all() and not table.flagged.any()  # coverage of (x, y)
+    assert table.loc[table.measure.str.startswith("consistency"), "chance"].isna().all()
+    assert table.loc[~table.measure.str.startswith("consistency"), "chance"].notna().all()

@@ -18,7 +18,7 @@ from matplotlib import colormaps
 from plotly.offline import get_plotlyjs_version
 
 from cebra_core.figures.interactive import MAX_POINTS_PER_PANEL, colorscale, plot_embeddings_3d, subsample, write_html
-from cebra_core.figures.plots import LEFT_CMAP, RIGHT_CMAP
+from cebra_core.figures.plots import CYCLIC_CMAP, LEFT_CMAP, RIGHT_CMAP, Colouring
 from cebra_core.sessions.rats import BIN_SECONDS, RAT_SHAPES, TRACK_LENGTH
 from helpers import skip_or_fail
 from helpers.browser import ChromiumUnavailable, find_chromium, render
@@ -90,12 +90,69 @@ def test_figure_traces_colours_and_hover():
         np.testing.assert_array_equal(trace.customdata[:, 1], pos[mask])
         assert trace.hovertemplate.startswith(f"<b>buddy</b> ({label})<br>")
         assert "time %{customdata[0]:.3f} s" in trace.hovertemplate
-        assert "position %{customdata[1]:.3f} m" in trace.hovertemplate
+        assert "Position (m) %{customdata[1]:.3f}" in trace.hovertemplate  # the colouring's name, then the value
     lo = min(float(v[1].min()) for d in (single, multi) for v in d.values())
     for axis, cmap in ((fig.layout.coloraxis, RIGHT_CMAP), (fig.layout.coloraxis2, LEFT_CMAP)):
         assert [list(c) for c in axis.colorscale] == colorscale(cmap)
         assert (axis.cmin, axis.cmax) == pytest.approx((lo, 1.7))
     assert lo == pytest.approx(0.0, abs=1e-6)
+    assert [axis.colorbar.title.text for axis in (fig.layout.coloraxis, fig.layout.coloraxis2)] == [
+        "Position (m), right-running", "Position (m), left-running"]
+
+
+def field_panels(classes_b=(0, 2, 5)):
+    """Open-field panels of sessions a and b: (embedding, context (int), None) and (embedding, angle, None)."""
+    rng = np.random.default_rng(3)
+    context, angle = {}, {}
+    for name, n, classes in (("a", 400, (0, 2, 5)), ("b", 300, classes_b)):
+        emb = rng.normal(size=(n, 3)).astype(np.float32)
+        context[name] = (emb, np.asarray(classes)[rng.integers(0, len(classes), n)].astype(np.int64), None)
+        angle[name] = (emb, rng.uniform(-180, 180, n), None)
+    return context, angle
+
+
+def test_a_discrete_colouring_draws_a_trace_per_class_in_the_static_figures_colours():
+    import seaborn as sns
+
+    context, _ = field_panels(classes_b=(0, 2))  # b has no class 5: its classes still span both sessions
+    colouring = Colouring("context", "discrete")
+    fig = plot_embeddings_3d("b", context, context, colouring=colouring)
+    names = ["context 0", "context 2", "context 5"]
+    assert [t.name for t in fig.data] == names * 2  # a trace (legend entry) per class of every session
+    assert [t.showlegend for t in fig.data] == [True] * 3 + [False] * 3
+    palette = sns.color_palette("colorblind", 3)  # the static figure's class colours
+    emb, values, _ = context["b"]
+    for trace, klass, colour in zip(fig.data, [0, 2, 5] * 2, palette * 2):
+        assert trace.marker.color == "rgb({}, {}, {})".format(*(int(round(255 * c)) for c in colour))
+        assert trace.marker.coloraxis is None
+        mask = values == klass
+        np.testing.assert_array_equal(np.stack([trace.x, trace.y, trace.z], axis=1), emb[mask])
+        np.testing.assert_array_equal(trace.customdata[:, 1], values[mask])
+        assert "context %{customdata[1]:.3f}" in trace.hovertemplate and f"<extra>context {klass}</extra>" in trace.hovertemplate
+    assert len(fig.data[2].x) == 0  # b has no point of class 5
+    assert "coloraxis" not in fig.layout.to_plotly_json()  # no colour bar: the legend names the classes
+
+
+def test_an_angle_colours_by_the_cyclic_map_and_one_colour_bar():
+    _, angle = field_panels()
+    colouring = Colouring("angle around the centre of (x, y) (degrees)", "cyclic")
+    fig = plot_embeddings_3d("a", angle, angle, colouring=colouring)
+    assert [t.name for t in fig.data] == [colouring.name] * 2
+    for trace in fig.data:
+        assert trace.marker.coloraxis == "coloraxis"
+        np.testing.assert_allclose(trace.marker.color, angle["a"][1].astype(np.float32))
+        assert f"{colouring.name} %{{customdata[1]:.3f}}" in trace.hovertemplate
+    axis = fig.layout.coloraxis
+    assert [list(c) for c in axis.colorscale] == colorscale(CYCLIC_CMAP) and CYCLIC_CMAP == "twilight"
+    lo = min(float(v[1].min()) for v in angle.values())
+    hi = max(float(v[1].max()) for v in angle.values())
+    assert (axis.cmin, axis.cmax) == pytest.approx((lo, hi))  # one range over every session
+    assert axis.colorbar.title.text == colouring.name
+    assert "coloraxis2" not in fig.layout.to_plotly_json()  # no second (left-running) bar
+    # a continuous label without a right flag: the same, with the continuous map
+    fig = plot_embeddings_3d("a", angle, None, colouring=Colouring("speed", "continuous"))
+    assert [list(c) for c in fig.layout.coloraxis.colorscale] == colorscale(LEFT_CMAP)
+    assert fig.layout.coloraxis.colorbar.title.text == "speed" and [t.name for t in fig.data] == ["speed"]
 
 
 def test_long_sessions_are_subsampled_to_the_cap():
@@ -120,6 +177,31 @@ def test_missing_rat_or_bad_shapes_are_clear_errors():
         plot_embeddings_3d("achilles", single, {"achilles": (emb, pos[:-1], right)})
     only_multi = plot_embeddings_3d("achilles", None, multi)  # a single row is still a page
     assert [a.text for a in only_multi.layout.annotations] == ["Multi-achilles"]
+
+
+def test_pages_of_an_embedding_table_follow_the_static_figures_colouring():
+    """From an embedding table to the page, as the figure step does: embedding_panels' colouring."""
+    import pandas as pd
+
+    from cebra_core.analysis.tables import embedding_frame
+    from cebra_core.figures.plots import embedding_panels
+
+    rng = np.random.default_rng(4)
+    frames = []
+    for name, n in (("a", 300), ("b", 200)):
+        labels = pd.DataFrame({"x": rng.uniform(0, 1, n).astype(np.float32), "y": rng.uniform(0, 1, n).astype(np.float32),
+                               "context": rng.integers(0, 3, n)})
+        frames.append(embedding_frame(name, rng.normal(size=(n, 3)), labels))
+    table = pd.concat(frames, ignore_index=True)
+    panels, colouring = embedding_panels(table, ["a", "b"], "context")
+    fig = plot_embeddings_3d("a", panels, panels, colouring=colouring)
+    assert [t.name for t in fig.data] == ["context 0", "context 1", "context 2"] * 2
+    assert sum(len(t.x) for t in fig.data[:3]) == 300
+    panels, colouring = embedding_panels(table, ["a", "b"], ["x", "y"])
+    fig = plot_embeddings_3d("b", panels, None, colouring=colouring)
+    assert [list(c) for c in fig.layout.coloraxis.colorscale] == colorscale(CYCLIC_CMAP)
+    assert fig.layout.coloraxis.colorbar.title.text == "angle around the centre of (x, y) (degrees)"
+    assert "angle around the centre of (x, y) (degrees) %{customdata[1]:.3f}" in fig.data[0].hovertemplate
 
 
 # ------------------------------------------------------------------------------------------ the file

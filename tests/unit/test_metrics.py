@@ -1,9 +1,10 @@
-"""consistency_score: CEBRA 0.6.1 semantics on constructed cases with known answers."""
+"""consistency_score: CEBRA 0.6.1 semantics on constructed cases with known answers; label_consistency:
+the same score on any declared label (one column, a 2-D grid, a discrete label's classes)."""
 
 import numpy as np
 import pytest
 
-from cebra_core.analysis.metrics import bin_embedding, consistency_score, linear_r2
+from cebra_core.analysis.metrics import EmptyBinError, bin_embedding, consistency_score, label_consistency, linear_r2
 from cebra_core.sessions.rats import PUBLISHED
 
 
@@ -192,3 +193,127 @@ def test_bad_input_errors():
     nan_label[0] = np.nan
     with pytest.raises(ValueError, match=r"'b'.*NaN"):
         consistency_score(embs, [labels[0], nan_label], ["a", "b"])
+
+
+# ------------------------------------------------------------------------ label_consistency
+
+
+def test_label_consistency_of_one_column_is_consistency_score():
+    embs, labels, _ = make_sessions(seed=8)
+    ids = list(PUBLISHED)
+    for bins in (100, 40):
+        ours = label_consistency(embs, labels, ids, "continuous", bins, columns=("position",))
+        cebra = consistency_score(embs, labels, ids, num_discretization_bins=bins)
+        for a, b in zip(ours, cebra):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"dataset 'buddy': label bin"):  # CEBRA's error, as is
+        gap = [np.r_[np.linspace(0, 0.5, 400), np.linspace(1.0, 1.6, 400)]] * 2
+        label_consistency([embs[0][:800], embs[1][:800]], [np.linspace(0, 1.6, 800), gap[1]], ["achilles", "buddy"])
+
+
+def reference_grid(embedding, label, lo, hi, edges):
+    """Mean embedding per cell of an (edges-1) x (edges-1) grid, row-major, written as a plain loop:
+    a cell without rows takes the rows within 1, then 2 cells (a square around it); else NaN."""
+    cells = edges - 1
+    index = [np.clip(np.digitize(label[:, a], np.linspace(lo[a], hi[a], edges)), 1, cells) - 1 for a in (0, 1)]
+    out = np.full((cells * cells, embedding.shape[1]), np.nan)
+    for i in range(cells):
+        for j in range(cells):
+            for radius in (0, 1, 2):
+                rows = (np.abs(index[0] - i) <= radius) & (np.abs(index[1] - j) <= radius)
+                if rows.any():
+                    mean = embedding[rows].mean(0)
+                    out[i * cells + j] = mean / np.linalg.norm(mean)
+                    break
+    return out
+
+
+def place_code(xy, rng, noise=0.05):
+    """A smooth 3-D code of a 2-D place (the same function in every session)."""
+    e = np.c_[np.cos(3 * xy[:, 0]), np.sin(3 * xy[:, 1]), xy[:, 0] * xy[:, 1] + 0.5]
+    return e + rng.normal(0, noise, e.shape)
+
+
+CORNERS = np.array([[0.0, 0.0], [1.0, 1.0]])  # in every session: the grid spans exactly [0, 1]^2
+
+
+def test_label_consistency_on_a_2d_grid():
+    rng = np.random.default_rng(9)
+    places = [np.r_[CORNERS, rng.uniform(0, 1, (n, 2))] for n in (3000, 2500, 2000)]
+    code = [place_code(p, rng) for p in places]
+    scores, pairs, ids = label_consistency(code, places, ["a", "b", "c"], "continuous", 100)
+    assert pairs.tolist() == [[a, b] for a in "abc" for b in "abc" if a != b] and ids.tolist() == ["a", "b", "c"]
+    # the plain reference: 100 edges of a 1-D label -> 10 x 10 edges, 81 cells
+    binned = [reference_grid(e, p, np.zeros(2), np.ones(2), 10) for e, p in zip(code, places)]
+    assert not np.isnan(np.stack(binned)).any()
+    np.testing.assert_allclose(scores, [reference_r2(binned[i], binned[j]) for i in range(3) for j in range(3) if i != j],
+                               atol=1e-10)
+    assert scores.min() > 0.99  # the same code of the place in every session
+    same = label_consistency([code[0], code[0]], [places[0], places[0]], ["a", "b"], "continuous", 100)[0]
+    np.testing.assert_allclose(same, [1.0, 1.0], atol=1e-12)
+    noise = [rng.normal(size=(len(p), 3)) for p in places]
+    unrelated = label_consistency(noise, places, ["a", "b", "c"], "continuous", 100)[0]
+    assert np.all(np.abs(unrelated) < 0.15), unrelated  # about 3 / 80 from 3 regressors on 81 cells
+
+
+def test_label_consistency_names_a_cell_that_only_some_sessions_miss():
+    rng = np.random.default_rng(10)
+    places = [np.r_[CORNERS, rng.uniform(0, 1, (2000, 2))] for _ in range(3)]
+    quadrant = (places[1][:, 0] > 0.5) & (places[1][:, 1] > 0.5)
+    places[1] = places[1][~quadrant]  # b never enters the top-right quadrant (the grid still spans [0, 1]^2)
+    code = [place_code(p, rng) for p in places]
+    # the cells from x, y > 0.778 on are more than 2 cells from b's rows: 2 x 2 cells, the first named
+    with pytest.raises(EmptyBinError, match=r"^grid cell x 0.778-0.889, y 0.778-0.889 has no samples in \['b'\] "
+                                            r"but has in \['a', 'c'\] \(4 such bins\)") as error:
+        label_consistency(code, places, ["a", "b", "c"], "continuous", 100, columns=("x", "y"))
+    assert error.value.problem.startswith("grid cell x 0.778-0.889, y 0.778-0.889 has no samples in ['b']")
+
+
+def test_label_consistency_drops_cells_that_every_session_misses():
+    """An L-shaped arena (x < 0.3 or y < 0.3) inside the grid's square: the cells far from it are
+    empty in every session and left out; the others are compared."""
+    rng = np.random.default_rng(11)
+    places = []
+    for n in (3000, 2500):
+        xy = rng.uniform(0, 1, (3 * n, 2))
+        places.append(np.r_[[[0.0, 0.0], [1.0, 0.1], [0.1, 1.0]], xy[(xy[:, 0] < 0.3) | (xy[:, 1] < 0.3)][:n]])
+    code = [place_code(p, rng) for p in places]
+    scores, _, _ = label_consistency(code, places, ["a", "b"], "continuous", 100)
+    binned = [reference_grid(e, p, np.zeros(2), np.ones(2), 10) for e, p in zip(code, places)]
+    empty = np.isnan(binned[0]).any(1)
+    np.testing.assert_array_equal(empty, np.isnan(binned[1]).any(1))
+    assert 10 < empty.sum() < 30  # the cells x, y >= 0.556 (4 x 4 = 16)
+    kept = [b[~empty] for b in binned]
+    np.testing.assert_allclose(scores, [reference_r2(kept[0], kept[1]), reference_r2(kept[1], kept[0])], atol=1e-10)
+    assert scores.min() > 0.98
+
+
+def class_code(classes, rng, centres, noise=0.3):
+    return centres[classes] + rng.normal(0, noise, (len(classes), centres.shape[1]))
+
+
+def test_label_consistency_on_a_discrete_label():
+    """One bin per class: 30 classes, so a 3-D embedding cannot fit them all by chance."""
+    rng = np.random.default_rng(12)
+    centres = rng.normal(size=(30, 3))
+    classes = [rng.integers(0, 30, n) for n in (3000, 2500, 2000)]
+    code = [class_code(c, rng, centres) for c in classes]
+    scores, pairs, ids = label_consistency(code, classes, ["a", "b", "c"], "discrete")
+    means = [np.stack([e[c == k].mean(0) for k in range(30)]) for e, c in zip(code, classes)]
+    means = [m / np.linalg.norm(m, axis=1, keepdims=True) for m in means]
+    np.testing.assert_allclose(scores, [reference_r2(means[i], means[j]) for i in range(3) for j in range(3) if i != j],
+                               atol=1e-10)
+    assert scores.min() > 0.99
+    assert pairs.tolist() == [[a, b] for a in "abc" for b in "abc" if a != b]
+    noise = [rng.normal(size=(len(c), 3)) for c in classes]
+    unrelated = label_consistency(noise, classes, ["a", "b", "c"], "discrete")[0]
+    assert np.all(np.abs(unrelated) < 0.3), unrelated  # about 3 / 29 from 3 regressors on 30 classes
+    # A class one session never shows is an error naming it and the sessions.
+    missing = [c.copy() for c in classes]
+    missing[2][missing[2] == 7] = 8
+    with pytest.raises(EmptyBinError, match=r"class 7 has no samples in \['c'\] but has in \['a', 'b'\]"):
+        label_consistency(code, missing, ["a", "b", "c"], "discrete")
+    missing = [c.copy() for c in classes]
+    missing[0][missing[0] == 29] = 0  # the first session lacks a class: the classes are those of all sessions
+    with pytest.raises(EmptyBinError, match=r"class 29 has no samples in \['a'\] but has in \['b', 'c'\]"):
+        label_consistency(code, missing, ["a", "b", "c"], "discrete")

@@ -15,6 +15,7 @@ from snakemake.exceptions import WorkflowError
 
 from cebra_workflow import cores, paths
 from cebra_workflow import plan as planning
+from cebra_core.sessions.labels import LabelSpec
 from cebra_core.sessions.rats import PUBLISHED
 from helpers import REPO, config_file, plan_for
 
@@ -44,8 +45,15 @@ def test_default_config_is_the_demo():
     assert (cebra["output_dimension"], cebra["distance"], cebra["conditional"], cebra["time_offsets"]) == (3, "cosine", "time_delta", 10)
     assert cebra["model_architecture"] == "offset10-model" and cebra["num_hidden_units"] == 32
     assert plan.config["device"] == "cuda_if_available" and plan.config["gpu"] is False
-    assert plan.seeds == ["0"] and plan.config["evaluation"] == {"folds": 1, "test_fraction": 0.2, "min_coverage": 0.8,
-                                                                   "protocol": "contiguous", "decoding_k_grid": [1, 4, 9, 16, 25]}
+    assert (cebra["temperature_mode"], cebra["min_temperature"], cebra["delta"], cebra["causal"]) == ("constant", 0.1, None, False)
+    assert plan.seeds == ["0"] and plan.config["evaluation"] == {
+        "folds": 1, "test_fraction": 0.2, "min_coverage": 0.8, "protocol": "contiguous",
+        "decoding_k_grid": [1, 4, 9, 16, 25], "score": {"column": "position", "metric": "median_abs_error"}}
+    # the labels are the rat track's; every key that names a label column names position
+    assert plan.config["labels"] == {"continuous": ["position", "right", "left"], "discrete": []}
+    assert plan.labels == LabelSpec() and plan.labels.is_rat_track and plan.consistency_label == ("position",)
+    assert plan.config["analysis"]["consistency_label"] == "position" and plan.config["figures"]["colour_by"] == "position"
+    assert plan.config["data"]["simulate"]["kind"] == "rat"
     assert plan.splits == ["all", "fold0"] and plan.held_out == "gatsby" and plan.trained == RATS[:3]
     assert plan.fits == [*(f"single/{r}" for r in RATS), "multi", "multi_without/gatsby"]
 
@@ -79,6 +87,37 @@ def test_schema_defaults_match_the_library():
     assert defaults["analysis.consistency_bins"] == metrics.BINS
     assert defaults["data.download.base_url"] == download.DEFAULT_BASE_URL
     assert defaults["data.download.retries"] == download.RETRIES and defaults["data.download.timeout"] == download.TIMEOUT
+
+
+def test_schema_choices_match_the_library():
+    """The schema's enums and the new cebra keys' defaults are the engine's and the analysis' own
+    lists and defaults (a new architecture, conditional or metric cannot be added to one alone)."""
+    from cebra_core import CEBRA
+    from cebra_core.analysis.protocols import METRICS, PROTOCOLS
+    from cebra_core.analysis.sweep import SELECT_BY
+    from cebra_core.engine.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
+    from cebra_core.engine.loss import DISTANCES, MIN_TEMPERATURE, TEMPERATURE_MODES
+    from cebra_core.engine.sampling import CONDITIONALS
+    from cebra_core.steps.data import SIMULATORS
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    cebra = schema["properties"]["cebra"]["properties"]
+    assert tuple(cebra["model_architecture"]["enum"]) == tuple(ARCHITECTURES)
+    assert cebra["model_architecture"]["default"] == DEFAULT_ARCHITECTURE == CEBRA().model_architecture
+    assert set(cebra["conditional"]["enum"]) == set(CONDITIONALS) and tuple(cebra["distance"]["enum"]) == DISTANCES
+    assert tuple(cebra["temperature_mode"]["enum"]) == TEMPERATURE_MODES
+    defaults = CEBRA().get_params()
+    for key in ("temperature_mode", "min_temperature", "delta", "causal", "conditional", "distance", "temperature",
+                "time_offsets", "num_hidden_units", "output_dimension", "batch_size", "learning_rate"):
+        assert cebra[key]["default"] == defaults[key], key
+    assert cebra["min_temperature"]["default"] == MIN_TEMPERATURE
+    evaluation = schema["properties"]["evaluation"]["properties"]
+    assert tuple(evaluation["protocol"]["enum"]) == PROTOCOLS
+    assert evaluation["score"]["properties"]["metric"]["enum"] == [m for kind in METRICS.values() for m in kind]
+    assert tuple(schema["properties"]["sweep"]["properties"]["select_by"]["items"]["enum"]) == SELECT_BY
+    assert tuple(schema["properties"]["data"]["properties"]["simulate"]["properties"]["kind"]["enum"]) == SIMULATORS
+    labels = schema["properties"]["labels"]["default"]
+    assert LabelSpec.from_config(labels) == LabelSpec() and labels["discrete"] == []
 
 
 def test_fits_and_their_sessions():
@@ -209,7 +248,9 @@ def test_local_paths_expand_variables(monkeypatch, tmp_path):
     assert plan.session_file("one") == f"{tmp_path}/one.npz"
     assert plan.session_file("two") == os.path.expanduser("~/two.nwb") and plan.session_md5("two") == "a" * 32
     assert plan.session_nwb("one") is None
-    assert plan.session_nwb("two") == plan.config["data"]["nwb"]  # an .nwb file reads with the defaults
+    # an .nwb file reads with the defaults (the options left unset, None, are not passed on)
+    assert plan.session_nwb("two") == {k: v for k, v in plan.config["data"]["nwb"].items() if v is not None}
+    assert plan.session_nwb("two") == {"bin_seconds": 0.025, "neural": "units"}
     assert plan.session_sources() == {"one": f"{tmp_path}/one.npz", "two": os.path.expanduser("~/two.nwb")}
 
 
@@ -235,11 +276,151 @@ def test_sessions_must_fit_the_source():
         plan_for({"sessions": ["buddy", "nemo"]})
 
 
+# ---------------------------------------------------------------------------------------- labels
+
+OPENFIELD = {"continuous": ["x", "y"], "discrete": ["context"]}
+
+
+def mice(**overrides) -> dict:
+    """Simulated mice in an open field: labels x, y (continuous) and context (discrete); every key
+    that names a label column names one of them."""
+    config = {"sessions": ["m1", "m2", "m3"], "data": {"source": "simulate", "simulate": {"kind": "openfield"}},
+              "labels": OPENFIELD, "signals": {"m1": "continuous", "m2": "continuous", "m3": "continuous"},
+              "analysis": {"consistency_label": ["x", "y"]}, "figures": {"colour_by": "context"},
+              "evaluation": {"score": {"column": "context", "metric": "accuracy"}}, "device": "cpu"}
+    for key, value in overrides.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) and key in config else value
+    return config
+
+
+def test_declared_labels_and_the_keys_that_name_them():
+    plan = plan_for(mice())
+    assert plan.labels == LabelSpec(("x", "y"), ("context",)) and not plan.labels.is_rat_track
+    assert plan.consistency_label == ("x", "y")
+    assert plan.sessions == ["m1", "m2", "m3"]  # simulated mice take any name
+    needs = plan.session_needs()
+    assert needs["labels"] == OPENFIELD and needs["consistency_label"] == ["x", "y"]
+    # one column, and the discrete one, are a consistency label too; continuous columns take r2
+    assert plan_for(mice(analysis={"consistency_label": "context"})).consistency_label == ("context",)
+    assert plan_for(mice(analysis={"consistency_label": "y"})).consistency_label == ("y",)
+    assert plan_for(mice(evaluation={"score": {"column": "x", "metric": "r2"}})).config["evaluation"]["score"] == {
+        "column": "x", "metric": "r2"}
+    monkeys = {"sessions": ["m1", "m2"], "data": {"source": "simulate", "simulate": {"kind": "reaching"}},
+               "labels": {"continuous": [], "discrete": ["target"]}, "analysis": {"consistency_label": "target"},
+               "figures": {"colour_by": "target"}, "evaluation": {"score": {"column": "target", "metric": "balanced_accuracy"}}}
+    assert plan_for(monkeys).labels == LabelSpec((), ("target",))
+
+
+def test_session_needs_name_the_model_the_labels_and_the_consistency_label():
+    """What cebra_core.steps.checks.SessionNeeds takes, every field from the config."""
+    plan = plan_for(sample(cebra={"model_architecture": "offset36-model"}, evaluation={"test_fraction": 0.25}))
+    assert plan.session_needs() == {
+        "batch_size": 512, "time_offsets": 10, "consistency_bins": 100, "decoding_neighbors": 36,
+        "alignment_top_k": 5, "train_fraction": 0.75, "protocol": "contiguous", "model_architecture": "offset36-model",
+        "labels": {"continuous": ["position", "right", "left"], "discrete": []}, "consistency_label": ["position"],
+    }
+    from cebra_core.steps.checks import SessionNeeds
+
+    needs = SessionNeeds(**plan.session_needs())  # the data step builds it from exactly these keys
+    assert needs.receptive_field == 36 and needs.spec == LabelSpec()
+
+
+@pytest.mark.parametrize("override, message", [
+    # a key naming a column that is not declared
+    ({"analysis": {"consistency_label": "speed"}},
+     "config: analysis.consistency_label: 'speed' is not a declared label column (x, y, context; the labels key)"),
+    ({"figures": {"colour_by": "position"}},
+     "config: figures.colour_by: 'position' is not a declared label column (x, y, context; the labels key)"),
+    ({"evaluation": {"score": {"column": "z", "metric": "r2"}}},
+     "config: evaluation.score: 'z' is not a declared label column (x, y, context; the labels key)"),
+    ({"evaluation": {"score": {"column": "x"}}},
+     "config: evaluation.score: give metric (e.g. column: position, metric: median_abs_error)"),
+    ({"evaluation": {"score": {}}}, "config: evaluation.score: give column and metric"),
+    # a 2-D consistency label is two continuous columns
+    ({"analysis": {"consistency_label": ["x", "context"]}},
+     "config: analysis.consistency_label: a 2-D grid needs two continuous columns; 'context' is discrete"),
+    ({"figures": {"colour_by": ["context", "y"]}},
+     "config: figures.colour_by: a 2-D grid needs two continuous columns; 'context' is discrete"),
+    # a metric of the other kind of column
+    ({"evaluation": {"score": {"column": "context", "metric": "median_abs_error"}}},
+     "config: evaluation.score: 'context' is a discrete label column; its metrics are accuracy, balanced_accuracy, "
+     "not 'median_abs_error'"),
+    ({"evaluation": {"score": {"column": "x", "metric": "accuracy"}}},
+     "config: evaluation.score: 'x' is a continuous label column; its metrics are median_abs_error, r2, not 'accuracy'"),
+    # the trial split cuts at the rat track's running direction
+    ({"evaluation": {"protocol": "trials"}},
+     "config: evaluation.protocol trials cuts trials at the rat track's running-direction flag (labels position, "
+     "right, left), but the labels are ['x', 'y', 'context']; use evaluation.protocol contiguous"),
+    # a label name the tables use for themselves
+    ({"labels": {"continuous": ["x", "time"], "discrete": ["context"]}},
+     "config: labels: 'time' cannot name a label column"),
+    ({"labels": {"continuous": ["x", "n3"], "discrete": ["context"]}}, "config: labels: 'n3' cannot name a label column"),
+    ({"labels": {"continuous": [], "discrete": []}},
+     "config: labels: declare at least one column (labels.continuous or labels.discrete)"),
+    ({"labels": {"continuous": ["x", "y"], "discrete": ["x"]}}, "config: labels: ['x'] declared more than once"),
+])
+def test_bad_label_keys_name_the_key(override, message):
+    with pytest.raises(planning.ConfigError) as error:
+        plan_for(mice(**override))
+    assert message in str(error.value)
+
+
+def test_label_keys_default_to_the_rat_track():
+    """Declared labels without the keys that name a column: the first such key (position by
+    default) is named."""
+    config = mice()
+    for key in ("analysis", "figures", "evaluation"):
+        del config[key]
+    with pytest.raises(planning.ConfigError, match=r"config: analysis\.consistency_label: 'position' is not a declared "
+                                                   r"label column \(x, y, context; the labels key\)"):
+        plan_for(config)
+
+
+def test_conditional_delta_needs_delta():
+    with pytest.raises(planning.ConfigError, match="config: cebra.conditional delta needs cebra.delta, the noise on "
+                                                   r"the label \(its units\)"):
+        plan_for(sample(cebra={"conditional": "delta"}))
+    plan = plan_for(sample(cebra={"conditional": "delta", "delta": 0.05}))
+    assert (plan.config["cebra"]["conditional"], plan.config["cebra"]["delta"]) == ("delta", 0.05)
+    assert plan_for(sample(cebra={"conditional": "time"})).config["cebra"]["delta"] is None
+
+
+def test_simulated_rats_take_only_the_rats_names():
+    """data.simulate.kind rat (the default) knows the four rats; openfield and reaching any name."""
+    with pytest.raises(planning.ConfigError, match=r"\['m1', 'm2', 'm3'\] are not available with data: source: simulate"):
+        plan_for(mice(data={"source": "simulate", "simulate": {"kind": "rat"}}, labels={"continuous": ["position", "right", "left"], "discrete": []},
+                      analysis={"consistency_label": "position"}, figures={"colour_by": "position"},
+                      evaluation={"score": {"column": "position", "metric": "median_abs_error"}}))
+    assert plan_for(mice(data={"source": "simulate", "simulate": {"kind": "reaching"}})).sessions == ["m1", "m2", "m3"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"cebra": {"model_architecture": "offset2-model"}}, "'offset2-model' is not one of"),
+    ({"cebra": {"conditional": "discrete"}}, "'discrete' is not one of"),
+    ({"cebra": {"distance": "manhattan"}}, "'manhattan' is not one of"),
+    ({"cebra": {"temperature_mode": "learned"}}, "'learned' is not one of"),
+    ({"cebra": {"min_temperature": 0}}, "min_temperature"),
+    ({"cebra": {"delta": -0.1}}, "delta"),
+    ({"cebra": {"causal": "yes"}}, "'yes' is not of type 'boolean'"),
+    ({"data": {"source": "simulate", "simulate": {"kind": "fish"}}}, "'fish' is not one of"),
+    ({"evaluation": {"score": {"column": "position", "metric": "rmse"}}}, "'rmse' is not one of"),
+    ({"labels": {"continuous": ["x"], "discrete": ["a", "b"]}}, "is too long"),
+    ({"labels": {"continuous": ["x y"]}}, "does not match"),
+    ({"analysis": {"consistency_label": ["x", "y", "z"]}}, "consistency_label"),
+    ({"figures": {"colour_by": 3}}, "colour_by"),
+])
+def test_new_keys_checked_by_the_schema(override, message):
+    with pytest.raises(WorkflowError) as error:
+        plan_for(sample(**override))
+    assert "Error validating config file" in str(error.value) and message in str(error.value)
+
+
 # ---------------------------------------------------------------------------------------- sweeps
 
 
 def sweep_plan(**sweep):
-    return plan_for(sample(sweep={**SWEEP_EXAMPLE["sweep"], **sweep}))
+    """The example sweep (chosen by validation decoding of evaluation.score) over the sample config."""
+    return plan_for(sample(sweep={**SWEEP_EXAMPLE["sweep"], "select_by": ["validation_decoding"], **sweep}))
 
 
 def sweep_fits(plan) -> set[tuple[str, str, str]]:
@@ -284,6 +465,28 @@ def test_sweep_point_names_are_stable_and_hash_the_parameters():
     split = plan.split_params(f"sweep/{reference}")
     assert split == {"protocol": "contiguous", "fold": 0, "folds": 1, "test_fraction": 0.2, "validation_fraction": 0.2}
     assert plan.fit_cebra(f"sweep/{reference}") == dict(sorted(plan.config["cebra"].items()))
+    # the point's parameters are every cebra key, the new ones too: each changes the name
+    cebra = plan.fit_cebra(f"sweep/{reference}")
+    new_keys = {"model_architecture": "offset5-model", "temperature_mode": "auto", "min_temperature": 0.2,
+                "conditional": "delta", "delta": 0.1, "causal": True, "distance": "euclidean"}
+    assert set(new_keys) <= set(cebra) and plan.config["sweep"]["select_by"] == ["validation_decoding"]
+    names = {plan.point_id(dict(sorted({**cebra, key: value}.items()))) for key, value in new_keys.items()}
+    assert len(names) == len(new_keys) and reference not in names
+
+
+def test_sweep_grid_over_the_new_cebra_keys():
+    """A grid over the architecture and the causal window: 2 x 2 points, the reference (offset10,
+    centred) one of them; a value the schema refuses is named with its point."""
+    plan = sweep_plan(grid={"model_architecture": ["offset10-model", "offset5-model"], "causal": [False, True]})
+    points = plan.sweep_points.values()
+    assert len(points) == 4 and sum(p["reference"] for p in points) == 1
+    assert sorted((p["cebra"]["model_architecture"], p["cebra"]["causal"]) for p in points) == [
+        ("offset10-model", False), ("offset10-model", True), ("offset5-model", False), ("offset5-model", True)]
+    reference = next(p for p in points if p["reference"])
+    assert reference["parameters"] == {"model_architecture": "offset10-model", "causal": False}
+    with pytest.raises(planning.ConfigError, match=r"sweep: grid: the point \{'model_architecture': 'offset2-model'\} "
+                                                   "is not a valid cebra configuration"):
+        sweep_plan(grid={"model_architecture": ["offset2-model"]})
 
 
 def test_the_sweep_section_leaves_the_default_plan_alone():
@@ -310,6 +513,10 @@ def test_bad_sweep_config_fails_with_a_clear_message(sweep, message):
 def test_bad_sweep_key_rejected_by_schema():
     with pytest.raises(WorkflowError, match="final_loss"):
         sweep_plan(select_by=["final_loss"])
+    with pytest.raises(WorkflowError, match="'validation_error_cm' is not one of"):  # the name before decoding any column
+        sweep_plan(select_by=["validation_error_cm"])
+    assert sweep_plan(select_by=["validation_decoding", "validation_consistency"]).config["sweep"]["select_by"] == [
+        "validation_decoding", "validation_consistency"]
 
 
 def test_wildcard_constraints_name_exactly_the_plans_names():

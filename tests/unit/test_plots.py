@@ -2,19 +2,28 @@
 
 import os
 
+import matplotlib.colors
 import matplotlib.image
 import numpy as np
+import pandas as pd
 import pytest
+import seaborn as sns
 from matplotlib.figure import Figure
 
 from cebra_core.analysis.metrics import consistency_score
+from cebra_core.analysis.stats import summary_table
+from cebra_core.analysis.tables import embedding_frame
 from cebra_core.figures.plots import (
+    POSITION,
+    Colouring,
     consistency_matrix,
+    embedding_panels,
     plot_consistency,
     plot_consistency_comparison,
     plot_embedding_grid,
     plot_loss_curves,
     plot_new_session,
+    plot_summary,
     save_figure,
 )
 
@@ -154,7 +163,7 @@ def test_new_session_bars(tmp_path):
     errors = {"random": 18.1, "single": 4.8, "multi": 3.9, "adapted": 7.2}
     fig = plot_new_session(consistency, errors, held_out="gatsby")
     left, right = fig.axes
-    assert left.get_title() == "gatsby: consistency" and right.get_title() == "gatsby: position decoding"
+    assert left.get_title() == "gatsby: consistency" and right.get_title() == "gatsby: decoding"
     assert [t.get_text() for t in left.get_xticklabels()] == list(consistency)
     assert [t.get_text() for t in right.get_xticklabels()] == list(errors)
     heights = [bar.get_height() for bar in left.patches]
@@ -163,12 +172,19 @@ def test_new_session_bars(tmp_path):
     dots = np.concatenate([c.get_offsets()[:, 1] for c in left.collections])
     np.testing.assert_allclose(np.sort(dots), np.sort(100 * np.concatenate(list(consistency.values()))))
     np.testing.assert_allclose([bar.get_height() for bar in right.patches], list(errors.values()))
-    assert left.get_ylabel() == "Consistency with trained rats (%)" and right.get_ylabel() == "Median decoding error (cm)"
+    # the labels say which label and metric (defaults: position, its median absolute error)
+    assert left.get_ylabel() == "Consistency with trained animals on position (%)"
+    assert right.get_ylabel() == "Median abs error of position"
     # one colour per kind, the same in both panels
     assert [b.get_facecolor() for b in left.patches] == [b.get_facecolor() for b in right.patches]
     assert len({b.get_facecolor() for b in left.patches}) == 4
     png, pdf = save_figure(fig, tmp_path / "new_session.png")
     assert_real_image(png, pdf)
+    accuracy = plot_new_session(consistency, {"single": 0.61, "multi": 0.93}, held_out="monkey",
+                                decoding_label="accuracy of target", consistency_label="x+y")
+    left, right = accuracy.axes
+    assert left.get_ylabel() == "Consistency with trained animals on x+y (%)" and right.get_ylabel() == "Accuracy of target"
+    assert sorted(t.get_text() for t in right.texts) == ["0.61", "0.93"]
     with pytest.raises(ValueError, match="no consistency scores for 'multi'"):
         plot_new_session({"multi": []}, {}, held_out="gatsby")
     with pytest.raises(ValueError, match="no consistency scores given"):
@@ -184,3 +200,165 @@ def test_plot_errors(sessions):
         plot_embedding_grid({}, None)
     with pytest.raises(ValueError, match="scores but"):
         plot_consistency([0.5], [("a", "b"), ("b", "a")], ["a", "b"])
+
+
+# ------------------------------------------------------------- colouring by any label column
+
+
+def rat_table(sessions):
+    """An embedding table of the rat track (position, right, left) from ``session`` panels."""
+    return pd.concat([embedding_frame(name, emb, pd.DataFrame({"position": pos, "right": right, "left": ~right})
+                                      .astype(np.float32))
+                      for name, (emb, pos, right) in sessions.items()], ignore_index=True)
+
+
+CLASSES = (0, 2, 5)  # a discrete label's classes (not 0..K-1)
+
+
+def field_table(seed=0):
+    """An embedding table of two open-field sessions: x, y (continuous) and context (discrete);
+    session 'b' never visits context 5."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for name, n, classes in (("a", 900, CLASSES), ("b", 700, CLASSES[:2])):
+        t = np.arange(n)
+        x, y = 0.5 + 0.5 * np.sin(t / 13), 0.5 + 0.5 * np.cos(t / 9)
+        context = np.asarray(classes)[rng.integers(0, len(classes), n)]
+        z = np.c_[x - 0.5, y - 0.5, context / 5] + rng.normal(0, 0.02, (n, 3))
+        labels = pd.DataFrame({"x": x.astype(np.float32), "y": y.astype(np.float32), "context": context.astype(np.int64)})
+        frames.append(embedding_frame(name, z, labels))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_embedding_panels_of_the_rat_track_split_position_by_the_right_flag(tmp_path, sessions):
+    single, _ = sessions
+    table = rat_table(single)
+    panels, colouring = embedding_panels(table, ["buddy", "achilles"])
+    assert colouring == POSITION == Colouring("Position (m)", "continuous")
+    assert list(panels) == ["buddy", "achilles"]  # in the order asked for
+    for name, (emb, values, right) in panels.items():
+        np.testing.assert_array_equal(emb, single[name][0])
+        np.testing.assert_array_equal(values, single[name][1].astype(np.float32))
+        np.testing.assert_array_equal(right, single[name][2])  # the right flag splits position
+    fig = plot_embedding_grid(panels, panels, colouring=colouring)
+    for ax in (ax for ax in fig.axes if ax.name == "3d"):
+        right, left = ax.collections
+        assert right.get_cmap().name == "cool" and left.get_cmap().name == "viridis"
+    assert [ax.get_xlabel() for ax in fig.axes if ax.name != "3d"] == ["Position (m), right-running",
+                                                                       "Position (m), left-running"]
+    # another column of the track is coloured without the split, by one colour map
+    panels, colouring = embedding_panels(table, ["achilles"], "left")
+    assert colouring == Colouring("left", "continuous") and panels["achilles"][2] is None
+    fig = plot_embedding_grid(panels, None, colouring=colouring)
+    (ax,) = [ax for ax in fig.axes if ax.name == "3d"]
+    assert [c.get_cmap().name for c in ax.collections] == ["viridis"]
+    assert [ax.get_xlabel() for ax in fig.axes if ax.name != "3d"] == ["left"]
+
+
+def test_a_discrete_colouring_draws_a_colour_per_class_and_a_legend(tmp_path):
+    table = field_table()
+    panels, colouring = embedding_panels(table, ["a", "b"], "context")
+    assert colouring == Colouring("context", "discrete")
+    assert all(right is None for _, _, right in panels.values())
+    np.testing.assert_array_equal(panels["b"][1], table.loc[table.session == "b", "context"])
+    fig = plot_embedding_grid(panels, panels, s=4, colouring=colouring)
+    palette = sns.color_palette("colorblind", len(CLASSES))
+    axes3d = [ax for ax in fig.axes if ax.name == "3d"]
+    assert [ax.get_title() for ax in axes3d] == ["Single-a", "Single-b", "Multi-a", "Multi-b"]
+    for ax, name in zip(axes3d, ["a", "b", "a", "b"]):
+        values = panels[name][1]
+        # one scatter per class of all sessions (b's has no point of class 5), the same colour everywhere
+        assert len(ax.collections) == len(CLASSES)
+        for collection, klass, colour in zip(ax.collections, CLASSES, palette):
+            assert len(collection.get_offsets()) == (values == klass).sum()
+            if (values == klass).any():
+                np.testing.assert_allclose(collection.get_facecolor()[0, :3], colour, atol=1e-6)
+    legends = [ax.get_legend() for ax in fig.axes if ax.name != "3d" and ax.get_legend() is not None]
+    assert len(legends) == 1  # a legend of the classes, no colour bar
+    assert legends[0].get_title().get_text() == "context"
+    assert [t.get_text() for t in legends[0].get_texts()] == [str(c) for c in CLASSES]
+    for handle, colour in zip(legends[0].legend_handles, palette):
+        np.testing.assert_allclose(matplotlib.colors.to_rgb(handle.get_color()), colour, atol=1e-6)
+    assert not any(ax.get_xlabel() for ax in fig.axes if ax.name != "3d")
+    png, pdf = save_figure(fig, tmp_path / "context.png")
+    assert_real_image(png, pdf)
+
+
+def test_two_columns_colour_by_the_angle_with_a_cyclic_map(tmp_path):
+    table = field_table()
+    panels, colouring = embedding_panels(table, ["a", "b"], ["x", "y"])
+    assert colouring == Colouring("angle around the centre of (x, y) (degrees)", "cyclic")
+    # the angle around the middle of the range over both sessions
+    xy = table[["x", "y"]].to_numpy(np.float64)
+    centre = (xy.min(0) + xy.max(0)) / 2
+    a = table[table.session == "a"]
+    want = np.degrees(np.arctan2(a.y.to_numpy(np.float64) - centre[1], a.x.to_numpy(np.float64) - centre[0]))
+    np.testing.assert_allclose(panels["a"][1], want, atol=1e-9)
+    assert panels["a"][1].min() < -170 and panels["a"][1].max() > 170  # all the way round
+    east = np.argmin(np.abs(a.y.to_numpy() - centre[1]) + np.abs(a.x.to_numpy() - xy[:, 0].max()))
+    assert panels["a"][1][east] == pytest.approx(0, abs=15)  # the right edge, at mid height: 0 degrees
+    fig = plot_embedding_grid(panels, panels, colouring=colouring)
+    for ax in (ax for ax in fig.axes if ax.name == "3d"):
+        assert [c.get_cmap().name for c in ax.collections] == ["twilight"]
+    bars = [ax for ax in fig.axes if ax.name != "3d"]
+    assert [ax.get_xlabel() for ax in bars] == [colouring.name]
+    png, pdf = save_figure(fig, tmp_path / "angle.png")
+    assert_real_image(png, pdf)
+    for bad in ("speed", ["x", "y", "context"]):
+        with pytest.raises(ValueError, match=r"figures.colour_by: .* the table's label columns are \['x', 'y', 'context'\]"):
+            embedding_panels(table, ["a", "b"], bad)
+
+
+def summary_statistics():
+    """summary_table's table of single and multi fits of sessions A and B, two seeds: position decoded
+    (median abs error, chance) and a context (accuracy, chance)."""
+    consistency = pd.DataFrame([("single", 0, "A", "B", 0.5), ("single", 1, "A", "B", 0.6),
+                                ("single", 0, "B", "A", 0.5), ("single", 1, "B", "A", 0.45),
+                                ("multi", 0, "A", "B", 0.8), ("multi", 1, "A", "B", 0.9),
+                                ("multi", 0, "B", "A", 0.9), ("multi", 1, "B", "A", 0.85)],
+                               columns=["kind", "seed", "source", "target", "score"])
+    rows = []
+    for kind, error in (("single", 0.06), ("multi", 0.03)):
+        for seed in (0, 1):
+            for i, session in enumerate("AB"):
+                rows.append((kind, seed, session, session, "position", "median_abs_error", error + 0.01 * (seed + i),
+                             0.40 + 0.02 * i))
+                rows.append((kind, seed, session, session, "context", "accuracy", 0.7 + 0.1 * i, 0.33))
+    decoding = pd.DataFrame(rows, columns=["kind", "seed", "train", "test", "column", "metric", "value", "chance"])
+    return summary_table(consistency, decoding)
+
+
+def horizontal_ticks(ax):
+    """The line collections of ``ax`` made of horizontal segments (the error bars are vertical)."""
+    return [c for c in ax.collections if hasattr(c, "get_segments") and len(c.get_segments())
+            and all(seg[0][1] == seg[-1][1] and seg[0][0] != seg[-1][0] for seg in c.get_segments())]
+
+
+def test_summary_figure_draws_decoding_beside_its_chance_ticks(tmp_path):
+    statistics = summary_statistics()
+    fig = plot_summary(statistics, ["A", "B"])
+    left, right = fig.axes
+    assert right.get_ylabel() == "median abs error of position"
+    # bars: single then multi, per session, the mean over seeds
+    np.testing.assert_allclose([b.get_height() for b in right.patches], [0.065, 0.075, 0.035, 0.045])
+    # chance ticks: one grey tick over each bar, at the chance level's mean
+    ticks = horizontal_ticks(right)
+    assert [c.get_label() for c in ticks][0] == "chance (shuffled labels)"  # the first kind's: the legend entry
+    assert len(ticks) == 2 and all(len(c.get_segments()) == 2 for c in ticks)
+    heights = np.concatenate([np.array(c.get_segments())[:, 0, 1] for c in ticks])
+    np.testing.assert_allclose(heights, [0.40, 0.42, 0.40, 0.42])
+    for c, bars in zip(ticks, (right.patches[:2], right.patches[2:])):
+        for (start, end), bar in zip(np.array(c.get_segments()), bars):  # each tick spans its bar
+            assert (start[0], end[0]) == pytest.approx((bar.get_x(), bar.get_x() + bar.get_width()))
+        assert all(colour == pytest.approx((0.45, 0.45, 0.45, 1.0)) for colour in c.get_colors())  # grey
+    assert "chance (shuffled labels)" in [t.get_text() for t in right.get_legend().get_texts()]
+    assert left.get_title().startswith("Consistency per ordered pair\npaired t(1) = ")
+    png, pdf = save_figure(fig, tmp_path / "summary.png")
+    assert_real_image(png, pdf)
+    # another label column and metric: the context's accuracy, its chance 0.33
+    fig = plot_summary(statistics, ["A", "B"], column="context", metric="accuracy")
+    right = fig.axes[1]
+    assert right.get_ylabel() == "accuracy of context"
+    np.testing.assert_allclose([b.get_height() for b in right.patches], [0.7, 0.8, 0.7, 0.8])
+    ticks = [np.array(c.get_segments())[:, 0, 1] for c in horizontal_ticks(right)]
+    np.testing.assert_allclose(np.concatenate(ticks), [0.33] * 4)

@@ -111,26 +111,34 @@ def _tiny_tables():
         ("multi", 0, "A", "B", 0.9), ("multi", 0, "B", "A", 0.8),
         ("multi", 1, "A", "B", 0.7), ("multi", 1, "B", "A", 0.8),
     ])
-    decoding = pd.DataFrame(
-        [
-            # kind, seed, fold, train, test, median_error_cm, r2
-            ("multi", 0, 0, "A", "A", 2.0, 0.9),
-            ("multi", 1, 0, "A", "A", 4.0, 0.7),
-            ("multi", 0, 1, "A", "A", 3.0, 0.8),
-            ("multi", 0, 0, "B", "B", 5.0, 0.6),
-            ("multi", 0, 0, "A", "B", 100.0, -1.0),  # across rats: not in the summary
-            ("multi", 0, 0, "B", "A", 100.0, -1.0),
-            ("single", 0, 0, "B", "B", 6.0, 0.5),
-        ],
-        columns=["kind", "seed", "fold", "train", "test", "median_error_cm", "r2"],
-    )
+    fits = [
+        # kind, seed, fold, train, test, median_abs_error (value, chance), r2 (value, chance)
+        ("multi", 0, 0, "A", "A", (2.0, 40.0), (0.9, -0.1)),
+        ("multi", 1, 0, "A", "A", (4.0, 44.0), (0.7, 0.0)),
+        ("multi", 0, 1, "A", "A", (3.0, 45.0), (0.8, 0.1)),
+        ("multi", 0, 0, "B", "B", (5.0, 41.0), (0.6, 0.0)),
+        ("multi", 0, 0, "A", "B", (100.0, 100.0), (-1.0, -1.0)),  # across rats: not in the summary
+        ("multi", 0, 0, "B", "A", (100.0, 100.0), (-1.0, -1.0)),
+        ("single", 0, 0, "B", "B", (6.0, 42.0), (0.5, 0.05)),
+    ]
+    # the decoding table's long format: a row per label column and metric, with its chance level
+    rows = [(kind, seed, fold, train, test, "position", metric, *score)
+            for kind, seed, fold, train, test, error, r2 in fits
+            for metric, score in (("median_abs_error", error), ("r2", r2))]
+    # a discrete column beside it: the context's accuracy (multi, A, two seeds)
+    rows += [("multi", 0, 0, "A", "A", "context", "accuracy", 0.9, 0.3),
+             ("multi", 1, 0, "A", "A", "context", "accuracy", 0.7, 0.35)]
+    decoding = pd.DataFrame(rows, columns=["kind", "seed", "fold", "train", "test", "column", "metric", "value",
+                                           "chance"])
     runs = pd.DataFrame([("multi", "A", 0.97, 2), ("single", "B", 0.91, 3)],
                         columns=["kind", "session", "score", "n_runs"])
     return consistency, decoding, runs
 
 
-def _row(table, measure, kind, subject):
+def _row(table, measure, kind, subject, label=None):
     rows = table[(table.measure == measure) & (table.kind == kind) & (table.subject == subject)]
+    if label is not None:
+        rows = rows[rows.label == label]
     assert len(rows) == 1, (measure, kind, subject, rows)
     return rows.iloc[0]
 
@@ -140,7 +148,10 @@ def test_summary_table_consistency_is_mean_sd_over_seeds_of_the_pair_mean():
     table = summary_table(consistency, decoding, runs)
     assert list(table.columns) == SUMMARY_COLUMNS
     assert set(table.measure) == {"consistency", "consistency_pair", "consistency_paired_test",
-                                  "decoding_error_cm", "decoding_r2", "runs_consistency"}
+                                  "decoding_median_abs_error", "chance_median_abs_error", "decoding_r2", "chance_r2",
+                                  "decoding_accuracy", "chance_accuracy", "runs_consistency"}
+    # consistency rows name no label column
+    assert (table.loc[table.measure.str.startswith("consistency"), "label"] == "").all()
     # single: seed 0 mean over pairs 0.6, seed 1 0.4 -> 0.5 ± 0.1414 (all four rows would give sd 0.163)
     row = _row(table, "consistency", "single", "mean over pairs")
     assert (row["mean"], row["sd"], row["n"]) == pytest.approx((0.5, math.sqrt(0.02), 2))
@@ -164,15 +175,30 @@ def test_summary_table_consistency_is_mean_sd_over_seeds_of_the_pair_mean():
 def test_summary_table_decoding_only_within_rats_and_runs_rows():
     consistency, decoding, runs = _tiny_tables()
     table = summary_table(consistency, decoding, runs)
-    errors = table[table.measure == "decoding_error_cm"]
+    errors = table[table.measure == "decoding_median_abs_error"]
     assert sorted(zip(errors.kind, errors.subject)) == [("multi", "A"), ("multi", "B"), ("single", "B")]
-    row = _row(table, "decoding_error_cm", "multi", "A")  # 2, 4, 3 over seeds and folds
+    assert (errors.label == "position").all()
+    row = _row(table, "decoding_median_abs_error", "multi", "A")  # 2, 4, 3 over seeds and folds
     assert (row["mean"], row["sd"], row["n"]) == pytest.approx((3.0, 1.0, 3))
-    row = _row(table, "decoding_r2", "multi", "A")
+    assert math.isnan(row["statistic"]) and math.isnan(row["p_value"])
+    row = _row(table, "decoding_r2", "multi", "A", "position")
     assert (row["mean"], row["sd"], row["n"]) == pytest.approx((0.8, 0.1, 3))
-    row = _row(table, "decoding_error_cm", "multi", "B")
+    row = _row(table, "decoding_median_abs_error", "multi", "B")
     assert row["mean"] == 5.0 and row["n"] == 1 and math.isnan(row["sd"])
     assert (table.loc[table.measure.str.startswith("decoding"), "mean"] < 50).all()  # no cross-rat rows
+    # beside each score its chance level (the decoder on shuffled labels), over the same fits
+    row = _row(table, "chance_median_abs_error", "multi", "A", "position")  # 40, 44, 45
+    assert (row["mean"], row["sd"], row["n"]) == pytest.approx((43.0, math.sqrt(7.0), 3))
+    row = _row(table, "chance_r2", "single", "B", "position")
+    assert row["mean"] == pytest.approx(0.05) and row["n"] == 1
+    assert (table.loc[table.measure.str.startswith("chance"), "mean"] < 50).all()  # no cross-rat rows
+    # every label column has its own rows, named in ``label``: the context's accuracy
+    row = _row(table, "decoding_accuracy", "multi", "A", "context")
+    assert (row["mean"], row["sd"], row["n"]) == pytest.approx((0.8, math.sqrt(0.02), 2))
+    row = _row(table, "chance_accuracy", "multi", "A", "context")
+    assert (row["mean"], row["n"]) == pytest.approx((0.325, 2))
+    assert set(table.label[table.measure.str.endswith("accuracy")]) == {"context"}
+    assert ((table.measure == "decoding_accuracy").sum(), (table.measure == "chance_accuracy").sum()) == (1, 1)
     row = _row(table, "runs_consistency", "single", "B")
     assert row["mean"] == pytest.approx(0.91) and row["n"] == 3 and math.isnan(row["sd"])
     assert (table.measure == "runs_consistency").sum() == 2

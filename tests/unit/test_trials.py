@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cebra_core.analysis import decoding
-from cebra_core.analysis.decoding import K_GRID, cross_decode, validated_decode
+from cebra_core.analysis.decoding import K_GRID, cross_decode, decode, knn_classify, validated_decode
 from cebra_core.analysis.evaluation import decoding_table
 from cebra_core.analysis.splits import PROTOCOLS, Split, contiguous_runs, fit_rows, make_split, session_parts, transform_runs
 from cebra_core.analysis.trials import TrialSplit, trial_edges, trial_parts
@@ -155,19 +155,44 @@ def test_validated_decode_chooses_the_k_with_the_lowest_validation_error():
     # Noisy train targets: averaging many neighbours wins, so the largest k is chosen.
     noisy = train + rng.normal(0, 0.3, len(train))
     chosen = validated_decode(ring(train), noisy, ring(validation), validation, ring(test), test)
-    expected = {k: cross_decode(ring(train), noisy, ring(validation), validation, n_neighbors=k).median_error_cm
+    # validation: the primary metric of a continuous label (median absolute error) of every k
+    expected = {k: cross_decode(ring(train), noisy, ring(validation), validation, n_neighbors=k).median_error
                 for k in K_GRID}
-    assert chosen.validation_error_cm == pytest.approx(expected)
+    assert chosen.validation == pytest.approx(expected)
     assert chosen.k == min(expected, key=expected.get) == 25
+    # test: every metric with its chance level, at the chosen k
     at_k = cross_decode(ring(train), noisy, ring(test), test, n_neighbors=chosen.k)
-    assert (chosen.test.median_error_cm, chosen.test.r2) == (at_k.median_error_cm, at_k.r2)
+    assert list(chosen.test) == ["median_abs_error", "r2"]
+    assert (chosen.test["median_abs_error"][0], chosen.test["r2"][0]) == (at_k.median_error, at_k.r2)
+    assert chosen.test == decode(ring(train), noisy, ring(test), test, "continuous", n_neighbors=chosen.k)
     # Exact targets that repeat every 2 cm (25 neighbours span about 2 cm): the nearest one wins.
     def sawtooth(p):
         return np.mod(p, 0.02) * 50
     chosen = validated_decode(ring(train), sawtooth(train), ring(validation), sawtooth(validation),
                               ring(test), sawtooth(test), k_grid=(25, 1, 4))
-    assert chosen.k == 1 and set(chosen.validation_error_cm) == {1, 4, 25}
-    assert chosen.validation_error_cm[1] < chosen.validation_error_cm[4] < chosen.validation_error_cm[25]
+    assert chosen.k == 1 and set(chosen.validation) == {1, 4, 25}
+    assert chosen.validation[1] < chosen.validation[4] < chosen.validation[25]
+
+
+def test_validated_decode_of_a_discrete_label_chooses_the_highest_validation_accuracy():
+    rng = np.random.default_rng(2)
+    train, validation, test = (rng.uniform(0, 1.6, n) for n in (2000, 300, 300))
+
+    def zone(p):
+        return (p // 0.4).astype(np.int64)  # 4 classes: quarters of the track
+
+    # Noisy train classes (60 % relabelled at random): a vote over many neighbours wins.
+    noisy = np.where(rng.random(2000) < 0.6, rng.integers(0, 4, 2000), zone(train))
+    chosen = validated_decode(ring(train), noisy, ring(validation), zone(validation), ring(test), zone(test),
+                              kind="discrete")
+    expected = {k: np.mean(knn_classify(ring(train), noisy, ring(validation), n_neighbors=k) == zone(validation))
+                for k in K_GRID}
+    assert chosen.validation == pytest.approx(expected)  # accuracy, the primary metric of a discrete label
+    assert chosen.k == max(expected, key=expected.get) == 25  # higher is better
+    assert expected[1] < 0.8 < expected[25]
+    assert list(chosen.test) == ["accuracy", "balanced_accuracy"]
+    assert chosen.test == decode(ring(train), noisy, ring(test), zone(test), "discrete", n_neighbors=25)
+    assert chosen.test["accuracy"][0] > 0.9 and chosen.test["accuracy"][1] < 0.45  # 4 classes: chance about 1 / 4
 
 
 def test_validated_decode_rejects_a_grid_without_a_usable_k():
@@ -178,7 +203,7 @@ def test_validated_decode_rejects_a_grid_without_a_usable_k():
 
 
 def frame(name: str, position: np.ndarray, parts: np.ndarray, z: np.ndarray) -> pd.DataFrame:
-    right = (np.arange(len(position)) // 50) % 2
+    right = ((np.arange(len(position)) // 50) % 2).astype(np.float32)  # the rat track's flags are continuous
     return pd.DataFrame({"session": name, "position": position, "right": right, "left": 1 - right,
                          "part": parts, "z0": z[:, 0], "z1": z[:, 1]})
 
@@ -192,12 +217,16 @@ def test_decoding_table_chooses_k_on_the_validation_rows():
         z = ring(position + rng.normal(0, 0.05, 1200))
         frames[name] = frame(name, position, parts, z)
     table = decoding_table(frames, shared_space=True, n_neighbors=36, top_k=5, min_coverage=0.8, k_grid=K_GRID)
-    for (a, b), row in table.set_index(["train", "test"]).iterrows():
+    assert len(table) == 4 * 3 * 2  # pairs x label columns x metrics
+    for (a, b, column), rows in table.groupby(["train", "test", "column"]):
         train, f = frames[a][frames[a].part == "train"], frames[b]
         v, t = f[f.part == "validation"], f[f.part == "test"]
-        want = validated_decode(train[["z0", "z1"]], train.position, v[["z0", "z1"]], v.position,
-                                t[["z0", "z1"]], t.position)
-        assert row.k == want.k and row.median_error_cm == want.test.median_error_cm and row.n_test == 400
+        want = validated_decode(train[["z0", "z1"]], train[column], v[["z0", "z1"]], v[column],
+                                t[["z0", "z1"]], t[column])
+        assert (rows.k == want.k).all() and (rows.n_test == 400).all()  # k chosen per column
+        assert dict(zip(rows.metric, zip(rows.value, rows.chance))) == want.test
+    position = table[(table.column == "position") & (table.metric == "median_abs_error")]
+    assert (position.value < 0.1).all() and (position.chance > 0.3).all()
     fixed = decoding_table(frames, shared_space=True, n_neighbors=36, top_k=5, min_coverage=0.8)
     assert (fixed.k == 36).all()
     no_validation = {n: f[f.part != "validation"] for n, f in frames.items()}

@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from cebra_workflow import paths  # noqa: E402
 from cebra_workflow.config import assemble  # noqa: E402
 from cebra_workflow.cores import cap_local_cores, usable_cpus  # noqa: E402
+from cebra_workflow import plan as planning  # noqa: E402
 from cebra_workflow.paths import fill  # noqa: E402
 
 plan = assemble(
@@ -23,6 +24,7 @@ plan = assemble(
 cap_local_cores(workflow, usable_cpus(), logger)
 
 SESSIONS = plan.sessions
+ONLINE = planning.ONLINE
 FIRST_SEED = plan.first_seed
 fit_file = plan.fit_file
 

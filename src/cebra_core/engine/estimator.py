@@ -40,6 +40,7 @@ from cebra_core.engine.adaptation import (
 from cebra_core.engine.architectures import ARCHITECTURES, Offset, architecture
 from cebra_core.engine.loss import DISTANCES, MIN_TEMPERATURE, TEMPERATURE_MODES, Criterion
 from cebra_core.engine.model import Encoder, build_models, embed_sequence
+from cebra_core.engine.streaming import Stream
 from cebra_core.engine.sampling import CONDITIONALS, AdaptationSampler, Labels, make_sampler, sampling_device
 from cebra_core.engine.training import LOG_COLUMNS, Checkpoint, atomic_torch_save, train
 from cebra_core.sessions.validation import InputError
@@ -441,12 +442,13 @@ class CEBRA:
         labels = _torch_labels(continuous, discrete, device, len(X_new))
         trained = [Labels(c, d) for c, d in zip(self._extra_state["trained_continuous"],
                                                  self._extra_state["trained_discrete"])]
+        generator = torch.Generator(device=sampling_device(device)).manual_seed(seed)
+        # the sampler first: it refuses labels it cannot place a session by (none, or conditional time)
+        sampler = AdaptationSampler(labels, trained, conditional=self.conditional, time_offset=self.time_offsets,
+                                    delta=self.delta, generator=generator, device=device)
         if init == "regression":
             hidden = self._extra_state["template_hidden"]
             regression_init(encoder, neural, labels, hidden, trained[0])
-        generator = torch.Generator(device=sampling_device(device)).manual_seed(seed)
-        sampler = AdaptationSampler(labels, trained, conditional=self.conditional, time_offset=self.time_offsets,
-                                    delta=self.delta, generator=generator, device=device)
         table = window_embedding_table([z.to(device) for z in self._extra_state["trained_embeddings"]], self.offset_)
         criterion = self._criterion().to(device)
         checkpoint = self._checkpoint([X_new, continuous, discrete, np.array([new_id, iterations]),
@@ -531,6 +533,12 @@ class CEBRA:
             chunks.append(z)
         return torch.cat(chunks).cpu().numpy()
 
+    def stream(self, session_id: int | None = None) -> Stream:
+        """A `Stream` that embeds one session's new bins as they arrive, each from the last window only
+        (a causal model: ``causal=True``); its embeddings equal `transform`'s, bin for bin."""
+        encoder, where = self._select_encoder(session_id)
+        return Stream(encoder, len(self.offset_), bool(self.causal), where)
+
     def fit_transform(self, X, y=None, *more_y, adapt: bool = False) -> np.ndarray | list[np.ndarray]:
         """`fit`, then `transform` of the training data (every session's, for a multi-session model);
         labels as in `fit`: ``fit_transform(X, y)`` and ``fit_transform(X, y=y)`` (scikit-learn's
@@ -609,6 +617,6 @@ def _valid(encoder: Encoder, rows: torch.Tensor) -> torch.Tensor:
     was_training = encoder.training
     encoder.eval()
     try:
-        return encoder(rows.T[None])[0].T
+        return encoder.net(rows.T[None])[0].T  # not encoder(): its forward squeezes a single output row away
     finally:
         encoder.train(was_training)

@@ -25,7 +25,8 @@ import torch
 MAX_DISCRETE_VALUES = 16  # a column with at most this many distinct values groups the samples
 MAX_GROUPS = 256  # at most this many groups for the sorted search
 BRUTE_FORCE_CHUNK = 4096
-TREE_CANDIDATES = 8  # distinct rows a k-d tree returns per query before the exact ranking
+TREE_CANDIDATES = 8  # distinct rows a k-d tree returns for a query near a tie, before the exact ranking
+TIE_TOLERANCE = 1e-9  # relative: two rows this near in the tree's distance are ranked exactly
 
 
 def _column_is_grouping(values: torch.Tensor) -> bool:
@@ -157,8 +158,8 @@ class NearestLabelIndex:
             group.tree = cKDTree(distinct[:, self.searched])
 
     def _nearest_in_groups(self, queries, session, query_class, search) -> torch.Tensor:
-        """Per group, ``search(group, queries of the group's session) -> (candidate local indices (Q, K),
-        distances (Q, K))``; then the nearest of all groups, earliest on ties."""
+        """Per group, ``search(group, queries of the group's session) -> (the nearest sample's local index
+        (Q,), its exact squared distance (Q,))``; then the nearest of all groups, earliest on ties."""
         best = torch.full((len(queries),), float("inf"), dtype=torch.float64, device=queries.device)
         winner = torch.full((len(queries),), torch.iinfo(torch.long).max, dtype=torch.long, device=queries.device)
         for group in self.groups:
@@ -168,25 +169,38 @@ class NearestLabelIndex:
             rows = torch.nonzero(mask).squeeze(1)
             if rows.numel() == 0:
                 continue
-            local, dist = search(group, queries[rows])
-            choice = _earliest_of_nearest(dist, local)
-            d = dist.gather(1, torch.argmax((local == choice[:, None]).int(), dim=1, keepdim=True)).squeeze(1)
+            choice, d = search(group, queries[rows])
             better = (d < best[rows]) | ((d == best[rows]) & (choice < winner[rows]))
             best[rows] = torch.where(better, d, best[rows])
             winner[rows] = torch.where(better, choice, winner[rows])
         return winner
 
     def _tree_search(self, group: _Group, queries: torch.Tensor):
+        """The nearest distinct row by the k-d tree, its two nearest compared: where they are as near
+        (a tie, common on a camera's pixel grid), every row that near is found and ranked exactly."""
         q = queries.double()
+        searched = q[:, self.searched].numpy()
+        k = min(2, len(group.rows))
+        tree_dist, index = group.tree.query(searched, k=k)
+        tree_dist, index = tree_dist.reshape(len(q), k), np.asarray(index).reshape(len(q), k)
+        nearest = torch.from_numpy(index[:, 0])
+        local = group.first[nearest]
+        dist = ((group.rows[nearest] - q) ** 2).sum(-1)  # exact, every column
+        if k == 1:
+            return local, dist
+        tied = np.flatnonzero(tree_dist[:, 1] <= tree_dist[:, 0] * (1 + TIE_TOLERANCE))
         k = min(TREE_CANDIDATES, len(group.rows))
-        while True:
-            _, index = group.tree.query(q[:, self.searched].numpy(), k=k)
-            index = torch.from_numpy(np.asarray(index).reshape(len(q), k))
-            dist = ((group.rows[index] - q[:, None, :]) ** 2).sum(-1)  # exact, every column
-            # the k-th candidate no closer than the best: no sample beyond the k can tie with it
-            if k == len(group.rows) or bool((dist[:, -1] > dist.min(dim=1).values).all()):
-                return group.first[index], dist
-            k = min(4 * k, len(group.rows))
+        while tied.size:
+            _, index = group.tree.query(searched[tied], k=k)
+            index = torch.from_numpy(np.asarray(index).reshape(len(tied), k))
+            exact = ((group.rows[index] - q[tied, None, :]) ** 2).sum(-1)
+            # the k-th candidate farther than the best: no row beyond the k can tie with it
+            done = (exact[:, -1] > exact.min(dim=1).values).numpy() | (k == len(group.rows))
+            rows = torch.from_numpy(tied[done])
+            local[rows] = _earliest_of_nearest(exact[done], group.first[index[done]])
+            dist[rows] = exact[done].min(dim=1).values
+            tied, k = tied[~done], min(4 * k, len(group.rows))
+        return local, dist
 
     def _brute_search(self, group: _Group, queries: torch.Tensor):
         rows = self.labels[group.session][group.members].double()
@@ -196,7 +210,7 @@ class NearestLabelIndex:
             best, at = d.min(dim=1)  # the first of equal minima: the earliest sample (members are in time order)
             local.append(group.members[at])
             dist.append(best)
-        return torch.cat(local)[:, None], torch.cat(dist)[:, None]
+        return torch.cat(local), torch.cat(dist)
 
     # ------------------------------------------------------------------ the search
     def nearest(self, queries: torch.Tensor, session: torch.Tensor, query_class: torch.Tensor | None = None) -> torch.Tensor:

@@ -9,9 +9,9 @@ Single session (CEBRA's loader for the labels it is given):
 - continuous labels, ``delta``: the positive is nearest to label[ref] + N(0, delta^2) per column;
 - ``time`` (or no labels, CEBRA-Time): references and negatives uniform over [0, T - time_offsets),
   the positive ``time_offsets`` samples after the reference;
-- a discrete label alone (any conditional): references and negatives uniform over time (so the
+- a discrete label alone (any conditional, as CEBRA): references and negatives uniform over time (so the
   classes' empirical frequencies), the positive uniform among the samples of the reference's class;
-- a discrete and continuous labels (any conditional but ``time``): references and negatives
+- a discrete and continuous labels (any conditional, as CEBRA): references and negatives
   class-balanced (each class value 0 … K-1 with probability 1/K, uniform within it; a value with
   no sample passes its share to the next class, as CEBRA's interpolated prior does), the positive
   the sample of the reference's class nearest to cont[ref] + delta[k], k uniform over all T rows.
@@ -30,7 +30,10 @@ multi-session sampler, or ignores the conditional, the natural one is defined (d
 
 Where we deliberately differ, and why:
 - The nearest label comes from `cebra_core.engine.nearest.NearestLabelIndex`, built once (sorted
-  arrays or k-d trees) instead of CEBRA's O(T) brute-force argmin; it returns the same sample.
+  arrays or k-d trees) instead of CEBRA's O(T) brute-force argmin; it returns the sample an exact
+  (float64) argmin returns. CEBRA searches in float32, which cannot tell labels apart that are closer
+  than its rounding (about 1 mm on the 1.6 m track) and then takes the earliest of them
+  (`tests/unit/test_sampling_cebra.py` measures the difference).
 - All draws come from one seeded `torch.Generator` on the sampling device (CEBRA seeds its
   single-session generators from OS entropy and uses numpy's and torch's global RNGs elsewhere),
   so a fit is reproducible and sampling stays on the GPU.
@@ -177,11 +180,11 @@ def _check_kind(labels: list[Labels], conditional: str) -> str:
         if (lab.continuous is None) != (first.continuous is None) or (lab.discrete is None) != (first.discrete is None):
             raise ValueError(f"session {s} has other kinds of labels than session 0 (continuous and/or discrete); "
                              "every session needs the same")
-    if conditional == "time" or (first.continuous is None and first.discrete is None):
+    if first.discrete is not None:  # CEBRA's discrete and mixed loaders, whatever the conditional
+        return "discrete" if first.continuous is None else "mixed"
+    if conditional == "time" or first.continuous is None:
         return "time"
-    if first.discrete is None:
-        return conditional
-    return "discrete" if first.continuous is None else "mixed"
+    return conditional
 
 
 # --------------------------------------------------------------------------------- single session
@@ -259,6 +262,9 @@ class MultiSessionSampler(_Placement):
         self.offsets = self.lengths.cumsum(0) - self.lengths
         self.time_offset, self.delta = time_offset, delta
         if self.kind == "time":
+            short = [s for s, lab in enumerate(labels) if len(lab) <= time_offset]
+            if short:
+                raise ValueError(f"sessions {short} have no sample {time_offset} samples after another (time_offsets)")
             return
         if self.kind == "delta" and delta is None:
             raise ValueError("conditional='delta' needs delta, the standard deviation of the positives' label noise")

@@ -426,6 +426,34 @@ def plot_summary(statistics: pd.DataFrame, sessions: Sequence[str], column: str 
     return fig
 
 
+def plot_online(table: pd.DataFrame) -> Figure:
+    """A new animal online (`snakemake online`): the streamed part's decoding against the seconds of
+    its data the causal model was adapted on, beside the offline score (the non-causal multi-session
+    fit of every session, whole sessions) and the chance level; the latency per bin beside."""
+    table = table.sort_values("seconds")
+    column, metric, session = table["column"].iloc[0], table["metric"].iloc[0], table["session"].iloc[0]
+    fig = Figure(figsize=(9, 3.8), dpi=100, layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1.6, 1])
+    colors = sns.color_palette("colorblind", 3)
+    left.plot(table["seconds"], table["value"], "o-", color=colors[0], label="adapted causal model, streamed")
+    left.plot(table["seconds"], table["offline_value"], "--", color=colors[1], label="offline (non-causal, full training)")
+    left.plot(table["seconds"], table["chance"], ":", color="0.5", label="chance (shuffled labels)")
+    left.set_xlabel(f"Seconds of {session}'s data adapted on")
+    left.set_ylabel(f"{metric.replace('_', ' ')} of {column}")
+    left.set_title(f"{session}: decoding of the streamed rest", fontsize=11)
+    left.legend(frameon=False, fontsize=8)
+    x = np.arange(len(table))
+    right.bar(x - 0.2, table["latency_median_ms"], 0.4, color=colors[2], label="median")
+    right.bar(x + 0.2, table["latency_p99_ms"], 0.4, color=colors[2], alpha=0.5, label="99th percentile")
+    right.set_xticks(x, labels=[f"{s:g} s" for s in table["seconds"]])
+    right.set_ylabel(f"Latency per bin (ms, {int(table['threads'].iloc[0])} CPU thread)")
+    right.set_title("Embedding one new bin", fontsize=11)
+    right.legend(frameon=False, fontsize=8)
+    for ax in (left, right):
+        sns.despine(ax=ax)
+    return fig
+
+
 SWEEP_MEASURES = {"validation_decoding": "Validation decoding", "validation_consistency": "Validation consistency (%)",
                   "final_loss": "Final training loss"}
 

@@ -38,6 +38,7 @@ class ReachingTuning:
     baseline: tuple[float, float] = (2.0, 15.0)  # Hz, the rate at rest
     depth: tuple[float, float] = (5.0, 25.0)  # Hz, the modulation at peak hand speed
     untuned: float = 0.1  # fraction of neurons without direction tuning (baseline only)
+    preparatory: float = 0.5  # tuning to the coming reach while holding, a fraction of the peak modulation
     trial_gain_sd: float = 0.2  # sd of a lognormal gain per trial and neuron: trial-to-trial variability
 
 
@@ -124,7 +125,8 @@ def simulate_reaching(
     hand = REACH_DISTANCE * distance[:, None] * np.stack([np.cos(target_angle), np.sin(target_angle)], axis=1)
 
     cosine = np.cos(direction[:, None] - cells.preferred)
-    rate = np.maximum(cells.baseline + cells.depth * speed[:, None] * cosine, 0.0)
+    drive = speed + tuning.preparatory * (phase == HOLD)  # preparatory activity before the reach
+    rate = np.maximum(cells.baseline + cells.depth * drive[:, None] * cosine, 0.0)
     sd = tuning.trial_gain_sd
     gain = rng.lognormal(-sd**2 / 2, sd, (targets.size, n_neurons)) if sd > 0 else np.ones((targets.size, n_neurons))
     neural = rng.poisson(rate * gain[trial] * BIN_SECONDS).astype(np.float32)

@@ -143,9 +143,11 @@ def class_problems(sessions: Mapping[str, pd.DataFrame], column: str) -> list[st
     return problems
 
 
-def bin_problems(sessions: Mapping[str, pd.DataFrame], needs: SessionNeeds) -> list[str]:
+def bin_problems(sessions: Mapping[str, pd.DataFrame], needs: SessionNeeds,
+                 sources: Mapping[str, str | os.PathLike] | None = None) -> list[str]:
     """Why the consistency score cannot bin the sessions on ``analysis.consistency_label`` (with
-    `analysis.consistency_bins`), per session: its own binning, on constant embeddings."""
+    `analysis.consistency_bins`), per session (named with its file from ``sources``): its own
+    binning, on constant embeddings."""
     columns = needs.spec.check_chosen(needs.consistency_label, CONFIG_KEYS["consistency_label"])
     kind = needs.spec.kind(columns[0])
     labels = [frame[list(columns)].to_numpy() if len(columns) == 2 else frame[columns[0]].to_numpy()
@@ -160,7 +162,7 @@ def bin_problems(sessions: Mapping[str, pd.DataFrame], needs: SessionNeeds) -> l
                 bin_embedding(np.ones((len(label), 1)), label, low, high, needs.consistency_bins)
             except EmptyBinError as error:
                 problems.append((name, f"{error.problem} over all sessions"))
-        return [_bin_line(name, problem, needs) for name, problem in problems]
+        return [_bin_line(name, problem, needs, sources) for name, problem in problems]
     try:
         label_consistency([np.ones((len(l), 2)) + np.arange(2) for l in labels], labels, names, kind,
                           needs.consistency_bins, columns=columns)
@@ -169,9 +171,10 @@ def bin_problems(sessions: Mapping[str, pd.DataFrame], needs: SessionNeeds) -> l
     return []
 
 
-def _bin_line(name: str | None, problem: str, needs: SessionNeeds) -> str:
+def _bin_line(name: str | None, problem: str, needs: SessionNeeds, sources=None) -> str:
     bins, key = CONFIG_KEYS["consistency_bins"], CONFIG_KEYS["consistency_label"]
-    return (f"the consistency score cannot bin {key}={needs.consistency_label!r} with {bins}="
+    where = "" if name is None else f"session {name!r} ({(sources or {}).get(name, '?')}): "
+    return (f"{where}the consistency score cannot bin {key}={needs.consistency_label!r} with {bins}="
             f"{needs.consistency_bins}: {problem}; lower {bins}, choose another label, or leave the session out")
 
 
@@ -206,7 +209,7 @@ def check_sessions(
         frames = {name: labels for name, (_, labels) in sessions.items()}
         lines += [problem for column in spec.discrete for problem in class_problems(frames, column)]
         if not lines:
-            lines += bin_problems(frames, needs)
+            lines += bin_problems(frames, needs, sources)
     if lines:
         raise SessionError("\n".join(lines))
 

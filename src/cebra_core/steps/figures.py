@@ -17,6 +17,7 @@ from cebra_core.figures.plots import (
     plot_embedding_grid,
     plot_loss_curves,
     plot_new_session,
+    plot_online,
     plot_summary,
     plot_sweep,
     save_figure,
@@ -112,3 +113,8 @@ def new_session(table: Path, *, png: Path, pdf: Path, held_out: str, decode: Map
 def sweep(table: Path, *, png: Path, pdf: Path, grid_keys: Sequence[str]) -> None:
     """A sweep's scores against each grid parameter, mean ± sd over seeds."""
     _write(plot_sweep(pd.read_parquet(table), grid_keys), png, pdf)
+
+
+def online(table: Path, *, png: Path, pdf: Path) -> None:
+    """A new animal online: decoding of the streamed part against the seconds adapted on, latency per bin."""
+    _write(plot_online(pd.read_parquet(table)), png, pdf)

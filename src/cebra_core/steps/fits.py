@@ -20,7 +20,8 @@ import pandas as pd
 import torch
 
 from cebra_core.analysis.splits import fit_rows, make_split, session_parts, transform_runs
-from cebra_core.analysis.tables import embedding_frame
+from cebra_core.analysis.decoding import decode
+from cebra_core.analysis.tables import embedding_columns, embedding_frame
 from cebra_core.engine.estimator import CEBRA, resolve_device
 from cebra_core.sessions.data import read_session
 from cebra_core.sessions.files import write_table
@@ -132,3 +133,60 @@ def adapt(tables: Mapping[str, str | os.PathLike], *, trained_model: str | os.Pa
     write_table(pd.concat(frames, ignore_index=True), embedding)
     write_table(embedding_frame(held_out, transform_runs(baseline, X, parts), y, part=parts), untrained)
     checkpoint_path(model).unlink(missing_ok=True)
+
+
+def online(tables: Mapping[str, str | os.PathLike], *, model: str | os.PathLike, offline: str | os.PathLike,
+           table: str | os.PathLike, csv: str | os.PathLike, held_out: str, trained: Sequence[str],
+           seconds: Sequence[float], bin_seconds: float, iterations: int | None, device: str,
+           score: Mapping[str, str], neighbors: int, labels: Mapping | None = None, threads: int = 1) -> None:
+    """A new animal online: for each length in ``seconds``, adapt ``held_out`` into the causal
+    multi-session ``model`` (of ``trained``, whole sessions) on its first seconds, then stream the rest
+    bin by bin and decode ``score``'s column with a kNN decoder fitted on the trained animals'
+    embeddings. Rows: seconds, bins, adapt_seconds, latency per bin (median and 99th percentile, ms,
+    ``threads`` CPU threads), the streamed part's score and chance, and the offline score: the same
+    rows decoded from ``offline`` (the non-causal multi-session fit of every session, whole sessions)."""
+    torch.set_num_threads(threads)
+    spec = LabelSpec.from_config(labels)
+    sessions = {session: read_session(path, session) for session, path in tables.items()}
+    column, metric = score["column"], score["metric"]
+    kind = spec.kind(column)
+    X, y = sessions[held_out]
+    offline_frames = pd.read_parquet(offline)
+    rows = []
+    for length in seconds:
+        bins = int(round(length / bin_seconds))
+        if bins >= len(X) - neighbors:
+            log.warning("%s: %g s (%d bins) leaves nothing to stream of its %d bins; skipped", held_out, length, bins, len(X))
+            continue
+        estimator = CEBRA.load(model, device=device)
+        started = time.perf_counter()
+        new_id = estimator.adapt(X[:bins], *training_labels(y[:bins], spec), max_iterations=iterations)
+        adapt_seconds = time.perf_counter() - started
+        train_z = np.concatenate([estimator.transform(sessions[s][0], session_id=i) for i, s in enumerate(trained)])
+        train_y = np.concatenate([sessions[s][1][column].to_numpy() for s in trained])
+        stream = estimator.stream(new_id)
+        stream.push(X[:bins])  # the adapted seconds fill the window
+        latency, streamed = np.empty(len(X) - bins), np.empty((len(X) - bins, estimator.output_dimension), np.float32)
+        for i, row in enumerate(X[bins:]):
+            started = time.perf_counter()
+            streamed[i] = stream.push(row)[0]
+            latency[i] = time.perf_counter() - started
+        truth = y[column].to_numpy()[bins:]
+        value, chance = decode(train_z, train_y, streamed, truth, kind, neighbors)[metric]
+        reference = offline_frames[offline_frames["session"].isin(trained)]
+        held = offline_frames[offline_frames["session"] == held_out].sort_values("time").iloc[bins:]
+        z = embedding_columns(offline_frames)
+        offline_value, _ = decode(reference[z].to_numpy(), reference[column], held[z].to_numpy(), held[column], kind,
+                                  neighbors)[metric]
+        rows.append({"session": held_out, "seconds": float(length), "bins": bins, "adapt_seconds": adapt_seconds,
+                     "adapt_iterations": estimator.max_iterations if iterations is None else iterations,
+                     "latency_median_ms": 1e3 * float(np.median(latency)),
+                     "latency_p99_ms": 1e3 * float(np.percentile(latency, 99)), "streamed_bins": len(latency),
+                     "column": column, "metric": metric, "value": value, "chance": chance,
+                     "offline_value": offline_value, "threads": threads})
+        log.info("%s online after %g s: %s %s %.4g (chance %.4g, offline %.4g); adapt %.1f s; latency median %.3f "
+                 "ms, p99 %.3f ms", held_out, length, column, metric, value, chance, offline_value, adapt_seconds,
+                 rows[-1]["latency_median_ms"], rows[-1]["latency_p99_ms"])
+    if not rows:
+        raise ValueError(f"{held_out}: every length of online.seconds {list(seconds)} leaves nothing to stream")
+    write_table(pd.DataFrame(rows), table, csv)
