@@ -179,8 +179,8 @@ def test_parquet_with_named_label_columns(tmp_path):
          r"flags must be one-hot \(right \+ left = 1 in every time bin\), but 0 bins have neither and 1 have both "
          r"\(first at time bin 60\)"),
         (lambda x, y: (x, np.column_stack([y[:, 0], np.zeros(200), np.zeros(200)])),
-         # an all-zero flag is a constant column too: named as such, before the one-hot check
-         "continuous label column 'right' holds one value \\(0\\) in every time bin"),
+         # the rat track's flags may each hold one value (a rat running one way), but not both zero
+         "200 bins have neither and 0 have both \\(first at time bin 0\\)"),
         (lambda x, y: (x, np.column_stack([y[:, 0], np.where(np.arange(200) < 7, 0, y[:, 1]),
                                            np.where(np.arange(200) < 7, 0, y[:, 2])])),
          "7 bins have neither and 0 have both \\(first at time bin 0\\)"),

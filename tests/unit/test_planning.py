@@ -388,7 +388,8 @@ def test_conditional_delta_needs_delta():
 def test_simulated_rats_take_only_the_rats_names():
     """data.simulate.kind rat (the default) knows the four rats; openfield and reaching any name."""
     with pytest.raises(planning.ConfigError, match=r"\['m1', 'm2', 'm3'\] are not available with data: source: simulate"):
-        plan_for(mice(data={"source": "simulate", "simulate": {"kind": "rat"}}, labels={"continuous": ["position", "right", "left"], "discrete": []},
+        plan_for(mice(data={"source": "simulate", "simulate": {"kind": "rat"}},
+                      labels={"continuous": ["position", "right", "left"], "discrete": []},
                       analysis={"consistency_label": "position"}, figures={"colour_by": "position"},
                       evaluation={"score": {"column": "position", "metric": "median_abs_error"}}))
     assert plan_for(mice(data={"source": "simulate", "simulate": {"kind": "reaching"}})).sessions == ["m1", "m2", "m3"]

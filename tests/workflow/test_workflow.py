@@ -177,7 +177,7 @@ def test_sessions_checked_before_any_fit(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert (f"session 'tiny' ({paths['tiny']}): cebra.batch_size=512 is more than the session's 12 time bins" in out)
-    assert (f"session 'tiny' ({paths['tiny']}): the position decoder is fitted on the first 9 of its 12 time bins "
+    assert (f"session 'tiny' ({paths['tiny']}): the kNN decoder is fitted on the first 9 of its 12 time bins "
             "(evaluation.test_fraction=0.2)" in out)
     assert "session 'long'" not in out and not (tmp_path / "work/results/data/checks.tsv").exists()
 
@@ -226,7 +226,8 @@ def test_bad_local_session_fails_with_a_clear_message(tmp_path):
     proc = run_snakemake(tmp_path / "work", "results/data/sessions/two.parquet", configfile=config, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert f"session 'two' ({tmp_path / 'bad.npz'}): missing key(s) position or labels" in out
+    assert (f"session 'two' ({tmp_path / 'bad.npz'}): label column(s) ['position', 'right', 'left'] (the labels key) "
+            "are missing; found ['spikes']") in out
     assert not (tmp_path / "work/results/data/sessions/two.parquet").exists()
 
 

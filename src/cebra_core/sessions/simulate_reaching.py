@@ -36,10 +36,10 @@ class ReachingTuning:
     """Ranges the neurons are drawn from; the defaults are the sample monkeys."""
 
     baseline: tuple[float, float] = (2.0, 15.0)  # Hz, the rate at rest
-    depth: tuple[float, float] = (5.0, 25.0)  # Hz, the modulation at peak hand speed
+    depth: tuple[float, float] = (10.0, 40.0)  # Hz, the modulation at peak hand speed
     untuned: float = 0.1  # fraction of neurons without direction tuning (baseline only)
     preparatory: float = 0.5  # tuning to the coming reach while holding, a fraction of the peak modulation
-    trial_gain_sd: float = 0.2  # sd of a lognormal gain per trial and neuron: trial-to-trial variability
+    trial_gain_sd: float = 0.1  # sd of a lognormal gain per trial and neuron: trial-to-trial variability
 
 
 @dataclass

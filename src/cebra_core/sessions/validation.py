@@ -129,7 +129,8 @@ def label_problems(labels: pd.DataFrame, spec: LabelSpec) -> list[str]:
             problems.append(f"{kind} label column {name!r} holds {int(bad.sum())} NaN/inf values (first at time bin "
                             f"{int(np.argmax(bad))})")
             continue
-        if kind == "continuous" and len(column) and column.min() == column.max():
+        flag = spec.is_rat_track and name != "position"  # a running-direction flag may hold one value
+        if kind == "continuous" and len(column) and column.min() == column.max() and not flag:
             problems.append(f"continuous label column {name!r} holds one value ({float(column[0]):g}) in every time "
                             "bin: a constant label can neither guide the fit nor be decoded")
         if kind == "discrete":
