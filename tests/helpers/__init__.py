@@ -253,7 +253,7 @@ def sample_length(rat: str) -> int:
 
 def check_embedding_table(table: pd.DataFrame, rats: list[str], parts: set[str] = {"all"}):
     """An embedding table of the sample run: its columns, rows and parts, unit-norm embeddings."""
-    assert list(table.columns) == ["session", "time", "part", "z0", "z1", "z2", "position", "direction"]
+    assert list(table.columns) == ["session", "time", "part", "z0", "z1", "z2", "position", "right", "left"]
     assert table["session"].unique().tolist() == rats
     for rat in rats:
         rows = table[table["session"] == rat]
@@ -265,7 +265,8 @@ def check_embedding_table(table: pd.DataFrame, rats: list[str], parts: set[str] 
     z = table[["z0", "z1", "z2"]].to_numpy()
     assert np.isfinite(z).all()
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-4)  # normalised model outputs
-    assert set(table["direction"]) == {"left", "right"}
+    flags = table[["right", "left"]].to_numpy()
+    assert set(np.unique(flags)) == {0.0, 1.0} and (flags.sum(axis=1) == 1).all()  # one-hot running direction
     assert table["position"].between(0, 1.6).all()
 
 

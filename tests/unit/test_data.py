@@ -98,7 +98,8 @@ def test_write_and_read_session_do_not_validate(tmp_path):
 
 
 def test_npz(tmp_path):
-    """The published rat layout (spikes, position (T, 3)) reads as the rat track's three columns."""
+    """The published rat layout (spikes, position (T, 3); or neural, labels (T, 3)) reads as the rat
+    track's three columns."""
     neural, labels = make_session(n=11)
     np.savez(tmp_path / "rat.npz", spikes=neural, position=labels)
     x, y = load_session(tmp_path / "rat.npz", session="rat")
@@ -110,6 +111,10 @@ def test_npz(tmp_path):
     x2, y2 = load_session(tmp_path / "named.npz", session="rat")
     np.testing.assert_array_equal(x2, x)
     pd.testing.assert_frame_equal(y2, y)
+    np.savez(tmp_path / "old.npz", neural=neural, labels=labels)  # neural + labels (T, 3): read the same
+    x3, y3 = load_session(tmp_path / "old.npz", session="rat")
+    np.testing.assert_array_equal(x3, x)
+    pd.testing.assert_frame_equal(y3, y)
     np.savez(tmp_path / "bad.npz", spikes=neural, speed=labels)
     with pytest.raises(SessionError, match=r"session 'mouse' .*bad\.npz.*label column\(s\) \['position', 'right', "
                                            r"'left'\] \(the labels key\) are missing; found \['spikes', 'speed'\]"):

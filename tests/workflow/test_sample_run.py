@@ -169,7 +169,7 @@ def check_heldout_fits_saw_no_test_rows(work, seed: int):
     held_out = sample_config()["new_session"]["held_out"]
     for fit, rats in (("multi", RATS), (f"multi_without/{held_out}", [r for r in RATS if r != held_out])):
         model = CEBRA.load(fit_dir(work, fit, "fold0", seed) / "model.pt")
-        for rat, trained in zip(rats, model._extra_state["trained_labels"]):
+        for rat, trained in zip(rats, model._extra_state["trained_continuous"]):
             _, labels = read_session(work / f"results/data/sessions/{rat}.parquet")
             n_test = round(len(labels) * sample_config()["evaluation"]["test_fraction"])
             np.testing.assert_array_equal(trained.numpy(), labels[: len(labels) - n_test])
@@ -212,7 +212,8 @@ def check_sample_outputs(work, *snakemake_args: str, env: dict | None = None):
     assert not np.allclose(a[["z0", "z1", "z2"]], b[["z0", "z1", "z2"]])
 
     consistency = pd.read_parquet(work / "results/tables/consistency.parquet")
-    assert list(consistency.columns) == ["kind", "seed", "split", "source", "target", "score"]
+    assert list(consistency.columns) == ["kind", "seed", "split", "label", "source", "target", "score"]
+    assert (consistency["label"] == "position").all()
     for kind in ("single", "multi"):
         for seed in seeds:
             part = consistency[(consistency["kind"] == kind) & (consistency["seed"] == seed)]
@@ -223,22 +224,31 @@ def check_sample_outputs(work, *snakemake_args: str, env: dict | None = None):
     assert means["multi"] > means["single"]
 
     decoding = pd.read_parquet(work / "results/tables/decoding.parquet")
-    assert list(decoding.columns) == ["kind", "seed", "split", "encoder", "train", "test", "r2", "median_error_cm",
-                                      "n_train", "n_test", "test_coverage", "flagged", "k"]
+    assert list(decoding.columns) == ["kind", "seed", "split", "encoder", "train", "test", "column", "metric", "value",
+                                      "chance", "n_train", "n_test", "test_coverage", "flagged", "k"]
     assert (decoding["k"] == sample_config()["analysis"]["decoding_neighbors"]).all()  # the contiguous protocol's fixed k
-    assert len(decoding) == 2 * len(seeds) * len(RATS) ** 2 and np.isfinite(decoding["median_error_cm"]).all()
+    # Every label column (position and the two direction flags, continuous as CEBRA trains them) by both metrics.
+    metrics = [(c, m) for c in ("position", "right", "left") for m in ("median_abs_error", "r2")]
+    assert len(decoding) == 2 * len(seeds) * len(RATS) ** 2 * len(metrics)
+    assert sorted(set(zip(decoding["column"], decoding["metric"]))) == sorted(metrics)
+    assert np.isfinite(decoding[["value", "chance"]]).all().all()
     assert (decoding["split"] == "fold0").all() and set(decoding["seed"]) == set(seeds)
-    within = decoding[decoding["train"] == decoding["test"]]
+    within = decoding[(decoding["train"] == decoding["test"]) & (decoding["column"] == "position")
+                      & (decoding["metric"] == "median_abs_error")]
     assert within["n_test"].tolist() == [round(sample_length(r) * 0.2) for r in RATS] * 2 * len(seeds)
     assert (decoding["flagged"] == (decoding["test_coverage"] < sample_config()["evaluation"]["min_coverage"])).all()
+    # Position (metres) within each rat: far better than the same decoder on shuffled training labels.
+    assert within["value"].mean() < 0.5 * within["chance"].mean()
 
     statistics = pd.read_parquet(work / "results/tables/statistics.parquet")
     test = statistics[statistics["measure"] == "consistency_paired_test"]
     assert len(test) == 1 and test["n"].iloc[0] == 12 and 0 <= test["p_value"].iloc[0] <= 1
     runs = statistics[statistics["measure"] == "runs_consistency"]
     assert len(runs) == 2 * len(RATS) and runs["mean"].between(-1, 1).all() and (runs["n"] == len(seeds)).all()
-    errors = statistics[statistics["measure"] == "decoding_error_cm"]
-    assert len(errors) == 2 * len(RATS) and (errors["n"] == len(seeds)).all() and (errors["sd"] >= 0).all()
+    for measure in ("decoding_median_abs_error", "chance_median_abs_error", "decoding_r2", "chance_r2"):
+        rows = statistics[statistics["measure"] == measure]
+        assert len(rows) == 2 * len(RATS) * 3 and set(rows["label"]) == {"position", "right", "left"}, measure
+        assert (rows["n"] == len(seeds)).all() and (rows["sd"] >= 0).all()
     print("\nsample statistics:\n" + statistics[statistics["measure"].isin(
         ["consistency", "consistency_paired_test", "runs_consistency"])].to_string(index=False))
 
@@ -295,7 +305,8 @@ def check_new_session(work, held_out: str, rats: list[str], seeds: list[int]) ->
         assert (work / f"results/benchmarks/adapt_session/fold0/seed{seed}/{held_out}.tsv").is_file()
 
     table = pd.read_parquet(work / f"results/tables/new_session_{held_out}.parquet")
-    assert list(table.columns) == ["seed", "split", "kind", "measure", "source", "target", "value", "test_coverage", "flagged"]
+    assert list(table.columns) == ["seed", "split", "kind", "measure", "column", "source", "target", "value", "chance",
+                                   "test_coverage", "flagged"]
     assert set(table["seed"]) == set(seeds) and (table["split"] == "fold0").all()
     assert table["kind"].unique().tolist() == NEW_SESSION_KINDS and np.isfinite(table["value"]).all()
     pooled = "+".join(trained)
@@ -306,15 +317,49 @@ def check_new_session(work, held_out: str, rats: list[str], seeds: list[int]) ->
         mean = part[part["measure"] == "consistency_mean"]
         assert mean[["source", "target"]].values.tolist() == [[pooled, held_out]]
         assert mean["value"].iloc[0] == pytest.approx(pairs["value"].mean())
-        decoding = part[part["measure"].isin(["r2", "median_error_cm"])]
-        assert decoding["measure"].tolist() == ["r2", "median_error_cm"]
+        decoding = part[part["measure"].isin(["median_abs_error", "r2"])]
+        assert sorted(zip(decoding["column"], decoding["measure"])) == sorted(
+            (c, m) for c in ("position", "right", "left") for m in ("median_abs_error", "r2"))
+        assert np.isfinite(decoding["chance"]).all()
         assert set(decoding["source"]) == {held_out if kind == "single" else pooled}
         assert (decoding["target"] == held_out).all()
     assert (work / f"results/tables/new_session_{held_out}.csv").read_text().startswith("seed,split,kind,measure")
 
-    value = table.groupby(["kind", "measure"])["value"].mean()
-    numbers = {kind: value[(kind, "consistency_mean")] for kind in NEW_SESSION_KINDS}
-    errors = {kind: value[(kind, "median_error_cm")] for kind in NEW_SESSION_KINDS}
+    value = table.groupby(["kind", "column", "measure"])["value"].mean()
+    numbers = {kind: value[(kind, "position", "consistency_mean")] for kind in NEW_SESSION_KINDS}
+    errors = {kind: value[(kind, "position", "median_abs_error")] * 100 for kind in NEW_SESSION_KINDS}
     print(f"\nnew session {held_out}: consistency " + ", ".join(f"{k} {v:.3f}" for k, v in numbers.items())
           + "; median decoding error (cm) " + ", ".join(f"{k} {v:.1f}" for k, v in errors.items()))
     return numbers, errors
+
+
+@pytest.mark.slow
+def test_online_adapts_the_held_out_rat_and_streams_it(sample_run, conda_standin):
+    """`snakemake online` on the finished sample run: the causal leave-one-out fit and its centred twin
+    are trained (nothing else reruns), the held-out rat is adapted from each of online.seconds and
+    its rest streamed; the streamed decoding beats chance, and more seconds decode better."""
+    from cebra_core import CEBRA
+
+    work, config = sample_run[0], sample_config()
+    held_out, seconds = config["new_session"]["held_out"], config["online"]["seconds"]
+    dry = run_snakemake(work, *conda_standin.args, "--dry-run", "online", configfile=SAMPLE_RUN, env=conda_standin.env)
+    assert {rule: n for rule, n in job_counts(dry.stdout).items() if rule != "total"} == {
+        "fit": 2, "online_session": 1, "plot_online": 1, "online": 1}, dry.stdout
+    run_snakemake(work, *conda_standin.args, "online", configfile=SAMPLE_RUN, env=conda_standin.env)
+    causal = CEBRA.load(fit_dir(work, f"multi_without/{held_out}", "online") / "model.pt")
+    centred = CEBRA.load(fit_dir(work, f"multi_without/{held_out}", "all") / "model.pt")
+    assert causal.causal and not centred.causal and causal.num_sessions_ == centred.num_sessions_ == len(RATS) - 1
+    table = pd.read_csv(work / f"results/tables/online_{held_out}.csv")
+    pd.testing.assert_frame_equal(table, pd.read_parquet(work / f"results/tables/online_{held_out}.parquet"),
+                                  check_exact=False, rtol=1e-3, atol=1e-4)  # the csv keeps 4 decimals
+    print("\nonline:\n" + table.to_string(index=False))
+    assert table["seconds"].tolist() == seconds and (table["session"] == held_out).all()
+    bins = [round(s / config["online"]["bin_seconds"]) for s in seconds]
+    assert table["bins"].tolist() == bins
+    assert (table["streamed_bins"] == sample_length(held_out) - table["bins"]).all()
+    assert (table["column"] == "position").all() and (table["metric"] == "median_abs_error").all()
+    assert (table["latency_median_ms"] > 0).all() and (table["latency_p99_ms"] >= table["latency_median_ms"]).all()
+    assert (table["value"] < 0.6 * table["chance"]).all()  # metres; measured 0.27 and 0.11 vs chance 0.60, 0.58
+    assert table["value"].iloc[-1] < table["value"].iloc[0]
+    assert np.isfinite(table["offline_value"]).all()
+    assert_not_blank(work / f"results/figures/online_{held_out}.png")

@@ -126,12 +126,14 @@ def test_trial_protocol_end_to_end(tmp_path):
     work = tmp_path / "work"
     run_snakemake(work, "results/tables/decoding.csv", configfile=config)
     decoding = pd.read_parquet(work / "results/tables/decoding.parquet")
-    assert sorted(set(decoding["split"])) == ["fold0", "fold1", "fold2"] and len(decoding) == 2 * 3 * 4
-    assert set(decoding["k"]) <= {1, 4, 9, 16, 25} and np.isfinite(decoding["median_error_cm"]).all()
+    assert sorted(set(decoding["split"])) == ["fold0", "fold1", "fold2"] and len(decoding) == 2 * 3 * 4 * 6
+    assert set(decoding["k"]) <= {1, 4, 9, 16, 25} and np.isfinite(decoding["value"]).all()
+    # one k per (fit, fold, pair, column), chosen on the validation rows, for both metrics
+    assert (decoding.groupby(["kind", "split", "train", "test", "column"])["k"].nunique() == 1).all()
     for split_no in range(3):
         model = CEBRA.load(fit_dir(work, "multi", f"fold{split_no}") / "model.pt")
         embedding = pd.read_parquet(fit_dir(work, "multi", f"fold{split_no}") / "embedding.parquet")
-        for rat, trained in zip(rats, model._extra_state["trained_labels"]):
+        for rat, trained in zip(rats, model._extra_state["trained_continuous"]):
             _, labels = read_session(work / f"results/data/sessions/{rat}.parquet")
             parts = TrialSplit(split_no).parts(labels)
             np.testing.assert_array_equal(trained.numpy(), labels[fit_rows(parts)])
@@ -267,11 +269,12 @@ def check_sweep_outputs(work: Path, files: tuple[Path, ...]):
         (t, d) for t in CHEAP_GRID["temperature"] for d in CHEAP_GRID["output_dimension"]]
     reference = table[table["reference"]].iloc[0]
     assert (reference["temperature"], reference["output_dimension"]) == (1.0, 3)
-    assert np.isfinite(table[["final_loss", "validation_error_cm", "validation_consistency", "fit_seconds"]]).all().all()
-    chosen = table[table["chosen"]]
-    assert len(chosen) == 1 and chosen["point"].iloc[0] == table.loc[table["validation_error_cm"].idxmin(), "point"]
+    measures = ["final_loss", "validation_decoding", "validation_chance", "validation_consistency", "fit_seconds"]
+    assert np.isfinite(table[measures]).all().all()
+    chosen = table[table["chosen"]]  # select_by validation_decoding: the position error (m), lowest wins
+    assert len(chosen) == 1 and chosen["point"].iloc[0] == table.loc[table["validation_decoding"].idxmin(), "point"]
     scored = table["chosen"] | table["reference"]
-    assert table.loc[scored, "test_error_cm"].notna().all() and table.loc[~scored, "test_error_cm"].isna().all()
+    assert table.loc[scored, "test_decoding"].notna().all() and table.loc[~scored, "test_decoding"].isna().all()
     for point in table["point"]:
         loss = pd.read_parquet(work / f"results/fits/sweep/{point}/seed0/multi/loss.parquet")
         assert len(loss) == CHEAP_SWEEP_ITERATIONS and loss["split"].iloc[0] == f"sweep/{point}"

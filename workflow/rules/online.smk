@@ -1,13 +1,14 @@
 # Online use (`snakemake online`): the held-out session replayed as if live. The `fit` rule trains a
-# causal leave-one-out fit (split online: whole sessions, the window ending at the bin it embeds);
-# one job adapts the held-out session into it from its first seconds and streams the rest bin by bin.
+# causal leave-one-out fit (split online: whole sessions, the window ending at the bin it embeds) and
+# its centred twin (split all); one job adapts the held-out session into both from its first seconds,
+# streams the rest bin by bin through the causal one and embeds it in one batch through the centred one.
 
 
 rule online_session:
     input:
         **session_tables(SESSIONS),
         model=fit_file(paths.FIT_MODEL, ONLINE, FIRST_SEED, "multi_without/{session}"),
-        offline=fit_file(paths.FIT_EMBEDDING, "all", FIRST_SEED, "multi"),
+        offline=fit_file(paths.FIT_MODEL, "all", FIRST_SEED, "multi_without/{session}"),
     output:
         table=paths.ONLINE,
         csv=report(

@@ -428,15 +428,15 @@ def plot_summary(statistics: pd.DataFrame, sessions: Sequence[str], column: str 
 
 def plot_online(table: pd.DataFrame) -> Figure:
     """A new animal online (`snakemake online`): the streamed part's decoding against the seconds of
-    its data the causal model was adapted on, beside the offline score (the non-causal multi-session
-    fit of every session, whole sessions) and the chance level; the latency per bin beside."""
+    its data the causal model was adapted on, beside the offline score (the same adaptation into the
+    centred leave-one-out fit, embedded in one batch) and the chance level; the latency per bin beside."""
     table = table.sort_values("seconds")
     column, metric, session = table["column"].iloc[0], table["metric"].iloc[0], table["session"].iloc[0]
     fig = Figure(figsize=(9, 3.8), dpi=100, layout="constrained")
     left, right = fig.subplots(1, 2, width_ratios=[1.6, 1])
     colors = sns.color_palette("colorblind", 3)
     left.plot(table["seconds"], table["value"], "o-", color=colors[0], label="adapted causal model, streamed")
-    left.plot(table["seconds"], table["offline_value"], "--", color=colors[1], label="offline (non-causal, full training)")
+    left.plot(table["seconds"], table["offline_value"], "--", color=colors[1], label="offline (centred window, one batch)")
     left.plot(table["seconds"], table["chance"], ":", color="0.5", label="chance (shuffled labels)")
     left.set_xlabel(f"Seconds of {session}'s data adapted on")
     left.set_ylabel(f"{metric.replace('_', ' ')} of {column}")

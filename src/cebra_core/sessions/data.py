@@ -6,8 +6,8 @@ signal (``continuous``: z-scored rates, calcium traces), as the config's ``signa
 per session. File layouts:
 
 - ``.npz``: ``neural`` (T, N) and one 1-D array of length T per label column, named as declared;
-  for the rat track also the published layout, ``spikes`` (T, N) and ``position`` (T, 3) =
-  [position, right, left];
+  for the rat track also the published layout, ``spikes`` (T, N) and ``position`` (or ``labels``)
+  (T, 3) = [position, right, left];
 - ``.jl``: a published rat (a joblib pickle, opened only after its MD5 matched a known one);
 - ``.parquet``: columns ``n0 … n{N-1}`` and the label columns by name;
 - ``.nwb``: see `cebra_core.sessions.nwb`.
@@ -34,14 +34,14 @@ from cebra_core.sessions.rats import PUBLISHED
 from cebra_core.sessions.validation import DEFAULT_SIGNAL, session_error, validate_session
 
 NEURAL_KEYS = ("neural", "spikes")  # the neural data's array in a .npz / .jl
-RAT_LABEL_KEY = "position"  # the published rats' (T, 3) labels [position, right, left]
+RAT_LABEL_KEYS = ("position", "labels")  # the rat track's (T, 3) labels [position, right, left], published name first
 SUFFIXES = (".jl", ".npz", ".parquet", ".nwb")
 NEURAL_COLUMN = re.compile(r"^n(\d+)$")
 
 
 def _from_mapping(obj, path, session, signal: str, spec: LabelSpec) -> tuple[np.ndarray, pd.DataFrame]:
     """A session from a dict of arrays: the neural data under one of NEURAL_KEYS, the label columns
-    by name (or, for the rat track, the published (T, 3) ``position`` array)."""
+    by name (or, for the rat track, a (T, 3) ``position`` or ``labels`` array)."""
     if not isinstance(obj, Mapping):
         raise session_error(path, session, f"expected a dict of arrays ({' or '.join(NEURAL_KEYS)} and the label "
                                            f"columns), got {type(obj).__name__}")
@@ -49,9 +49,9 @@ def _from_mapping(obj, path, session, signal: str, spec: LabelSpec) -> tuple[np.
     if neural_key is None:
         raise session_error(path, session, f"missing the neural data ({' or '.join(NEURAL_KEYS)}); found {list(obj)}")
     labels = obj
-    published = np.asarray(obj.get(RAT_LABEL_KEY)) if spec.is_rat_track and RAT_LABEL_KEY in obj else None
-    if published is not None and published.ndim == 2:
-        labels = published
+    if spec.is_rat_track:
+        stacked = [np.asarray(obj[k]) for k in RAT_LABEL_KEYS if k in obj and np.ndim(obj[k]) == 2]
+        labels = stacked[0] if stacked else obj
     return validate_session(obj[neural_key], labels, spec=spec, session=session, source=path, signal=signal)
 
 

@@ -21,7 +21,7 @@ import torch
 
 from cebra_core.analysis.splits import fit_rows, make_split, session_parts, transform_runs
 from cebra_core.analysis.decoding import decode
-from cebra_core.analysis.tables import embedding_columns, embedding_frame
+from cebra_core.analysis.tables import embedding_frame
 from cebra_core.engine.estimator import CEBRA, resolve_device
 from cebra_core.sessions.data import read_session
 from cebra_core.sessions.files import write_table
@@ -144,14 +144,15 @@ def online(tables: Mapping[str, str | os.PathLike], *, model: str | os.PathLike,
     bin by bin and decode ``score``'s column with a kNN decoder fitted on the trained animals'
     embeddings. Rows: seconds, bins, adapt_seconds, latency per bin (median and 99th percentile, ms,
     ``threads`` CPU threads), the streamed part's score and chance, and the offline score: the same
-    rows decoded from ``offline`` (the non-causal multi-session fit of every session, whole sessions)."""
+    rows after the same adaptation into ``offline`` (the centred, non-causal leave-one-out fit of the
+    trained animals), embedded in one batch. No score comes from a model that saw the scored labels:
+    both models saw only the held-out animal's first seconds."""
     torch.set_num_threads(threads)
     spec = LabelSpec.from_config(labels)
     sessions = {session: read_session(path, session) for session, path in tables.items()}
     column, metric = score["column"], score["metric"]
     kind = spec.kind(column)
     X, y = sessions[held_out]
-    offline_frames = pd.read_parquet(offline)
     rows = []
     for length in seconds:
         bins = int(round(length / bin_seconds))
@@ -173,11 +174,11 @@ def online(tables: Mapping[str, str | os.PathLike], *, model: str | os.PathLike,
             latency[i] = time.perf_counter() - started
         truth = y[column].to_numpy()[bins:]
         value, chance = decode(train_z, train_y, streamed, truth, kind, neighbors)[metric]
-        reference = offline_frames[offline_frames["session"].isin(trained)]
-        held = offline_frames[offline_frames["session"] == held_out].sort_values("time").iloc[bins:]
-        z = embedding_columns(offline_frames)
-        offline_value, _ = decode(reference[z].to_numpy(), reference[column], held[z].to_numpy(), held[column], kind,
-                                  neighbors)[metric]
+        centred = CEBRA.load(offline, device=device)
+        centred_id = centred.adapt(X[:bins], *training_labels(y[:bins], spec), max_iterations=iterations)
+        centred_train = np.concatenate([centred.transform(sessions[s][0], session_id=i) for i, s in enumerate(trained)])
+        held = centred.transform(X, session_id=centred_id)[bins:]  # the whole recording in one batch, as offline
+        offline_value, _ = decode(centred_train, train_y, held, truth, kind, neighbors)[metric]
         rows.append({"session": held_out, "seconds": float(length), "bins": bins, "adapt_seconds": adapt_seconds,
                      "adapt_iterations": estimator.max_iterations if iterations is None else iterations,
                      "latency_median_ms": 1e3 * float(np.median(latency)),
