@@ -51,9 +51,11 @@ from cebra_core.sessions.simulate import Tuning, simulate_session
 from real_sessions import load_real
 
 TRAIN_FRACTION = 0.8
-# The new rat unlike the trained ones (their tuning: `Tuning()`, 10-30 cm fields uniform on the
-# track, 5-20 Hz peaks, 48-120 neurons): name -> (tuning, neurons); its length is gatsby's.
+# The new rat (its length gatsby's at --scale, or --new-bins): name -> (tuning, neurons). `like-55` is
+# tuned like the trained rats (`Tuning()`: 10-30 cm fields uniform on the track, 5-20 Hz peaks);
+# the others unlike them.
 UNLIKE = {
+    "like-55": (Tuning(), 55),
     "wide-weak": (Tuning(sigma=(0.25, 0.5), peak_rate=(1.0, 4.0), background=(0.5, 2.0)), 66),
     "narrow-ends": (Tuning(sigma=(0.02, 0.06), peak_rate=(10.0, 40.0), background=(0.01, 0.1),
                            center_beta=(0.5, 0.5)), 150),
@@ -69,6 +71,10 @@ METHODS = {
     "first layer, regression init": dict(layers="first", init="regression"),
     "all layers, random init": dict(layers="all", init="random"),
     "all layers, regression init (new default)": dict(layers="all", init="regression"),
+    "all layers, regression init, own negatives": dict(layers="all", init="regression", own_negatives=True),
+    "all layers, regression init, own negatives, 2x iterations": dict(layers="all", init="regression",
+                                                                      own_negatives=True, iterations_factor=2),
+    "all layers, regression init, 2x iterations": dict(layers="all", init="regression", iterations_factor=2),
     "all layers, regression init, lr x3, 3x iterations": dict(layers="all", init="regression",
                                                               learning_rate_factor=3, iterations_factor=3),
     "regression init only (0 iterations)": dict(layers="all", init="regression", iterations_factor=0),
@@ -76,12 +82,14 @@ METHODS = {
 MEASURES = ("cons_all", "cons_test", "err_pooled", "err_own")
 
 
-def sim_data(seed: int, scale: float, unlike: str) -> tuple[dict, str]:
-    """{rat: (X, y)} of the simulated rats, the new one tuned as `UNLIKE[unlike]`."""
+def sim_data(seed: int, scale: float, unlike: str, new_bins: int | None = None) -> tuple[dict, str]:
+    """{rat: (X, y)} of the simulated rats, the new one tuned as `UNLIKE[unlike]`, ``new_bins`` long
+    (default: gatsby's length at ``scale``)."""
     data = {r: simulate_session(r, scale=scale, seed=seed) for r in SIM_TRAINED}
     tuning, neurons = UNLIKE[unlike]
-    shape = (RAT_SHAPES[SIM_NEW][0], neurons)
-    data[SIM_NEW] = simulate_session(SIM_NEW, scale=scale, seed=seed, shape=shape, tuning=tuning)
+    shape = (RAT_SHAPES[SIM_NEW][0] if new_bins is None else new_bins, neurons)
+    data[SIM_NEW] = simulate_session(SIM_NEW, scale=scale if new_bins is None else 1.0, seed=seed, shape=shape,
+                                     tuning=tuning)
     return {r: (s.neural, s.labels) for r, s in data.items()}, SIM_NEW
 
 
@@ -109,8 +117,8 @@ def score(embeddings: dict, data: dict, new: str) -> dict:
     out["cons_test"] = _mean_with_new(scores, pairs, new)
     pooled = pooled_decode([embeddings[r] for r in trained], [position[r] for r in trained],
                            embeddings[new], position[new], train_fraction=TRAIN_FRACTION)
-    out["err_pooled"] = pooled.median_error_cm
-    out["err_own"] = knn_decode(embeddings[new], position[new], train_fraction=TRAIN_FRACTION).median_error_cm
+    out["err_pooled"] = 100 * pooled.median_error  # cm
+    out["err_own"] = knn_decode(embeddings[new], position[new], train_fraction=TRAIN_FRACTION).median_error * 100
     return out
 
 
@@ -183,11 +191,15 @@ def main() -> None:
     parser.add_argument("--adapt-iterations", type=int, default=None, help="adapt iterations (default: the fit's)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--scale", type=float, default=0.15, help="simulated session length, fraction of the real")
+    parser.add_argument("--new-bins", type=int, default=None, help="the simulated new rat's length (default: gatsby's "
+                        "at --scale)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--unlike", nargs="+", default=list(UNLIKE), choices=list(UNLIKE), help="new rats, sim data")
+    parser.add_argument("--unlike", nargs="+", default=[n for n in UNLIKE if n != "like-55"], choices=list(UNLIKE),
+                        help="new rats, sim data")
     parser.add_argument("--json", type=Path, default=None, help="also write all rows here")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)
     methods = {m: METHODS[m] for m in args.methods}
     rows = []
@@ -203,7 +215,7 @@ def main() -> None:
                 if finished:  # resume: a data set and seed already in --json
                     rows += finished
                     continue
-                data, new = sim_data(seed, args.scale, name) if kind == "sim" else real_data()
+                data, new = sim_data(seed, args.scale, name, args.new_bins) if kind == "sim" else real_data()
                 for row in run_seed(data, new, seed, iterations, adapt_iterations, args.batch_size, methods):
                     rows.append({"data": label, **row})
                 if args.json is not None:

@@ -29,7 +29,7 @@ def score(transform, neural, labels, split) -> float:
     """Median error (cm) on the test part, decoder fitted on the train part's embedding."""
     z, parts = transform_parts(transform, neural, split)
     train, test = parts == "train", parts == "test"
-    return cross_decode(z[train], labels[train, 0], z[test], labels[test, 0], n_neighbors=N_NEIGHBORS).median_error_cm
+    return cross_decode(z[train], labels[train, 0], z[test], labels[test, 0], n_neighbors=N_NEIGHBORS).median_error * 100
 
 
 def main() -> None:

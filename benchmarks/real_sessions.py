@@ -19,9 +19,11 @@ VARIABLE = "CEBRA_SHARED_DATA"
 
 
 def load_real(rat: str) -> tuple[np.ndarray, np.ndarray]:
-    """(neural, labels) of a real rat; the folder comes from $CEBRA_SHARED_DATA (an error if unset)."""
+    """(neural (T, N), labels (T, 3) = position, right, left) of a real rat, as the benchmarks index
+    them; the folder comes from $CEBRA_SHARED_DATA (an error if unset)."""
     folder = os.environ.get(VARIABLE)
     if not folder:
         raise SystemExit(f"set {VARIABLE} to the shared data folder (the one holding rat_hippocampus/)")
     md5 = PUBLISHED[rat]["jl_md5"] if FILES[rat].endswith(".jl") else None
-    return load_session(Path(folder) / "rat_hippocampus" / FILES[rat], session=rat, md5=md5)
+    neural, labels = load_session(Path(folder) / "rat_hippocampus" / FILES[rat], session=rat, md5=md5)
+    return neural, labels.to_numpy()

@@ -76,8 +76,8 @@ def run_one(engine, rat, x, y, split_no, seed, fit, k_grid, device, path: Path) 
     result = validated_decode(z[rows["train"]], y[rows["train"], 0], z[rows["validation"]], y[rows["validation"], 0],
                               z[rows["test"]], y[rows["test"], 0], k_grid=k_grid)
     record = {"engine": engine, "rat": rat, "split": split_no, "seed": seed,
-              "median_error_cm": result.test.median_error_cm, "r2": result.test.r2, "k": result.k,
-              "validation_error_cm": {str(k): v for k, v in result.validation_error_cm.items()},
+              "median_error_cm": 100 * result.test["median_abs_error"][0], "r2": result.test["r2"][0], "k": result.k,
+              "validation_error_cm": {str(k): 100 * v for k, v in result.validation.items()},
               "n_train": int(rows["train"].sum()), "n_validation": int(rows["validation"].sum()),
               "n_test": int(rows["test"].sum()), "fit_seconds": seconds, "final_loss": loss,
               "threads": torch.get_num_threads(), "device": device}

@@ -187,12 +187,12 @@ def test_profile_gives_a_gpu_to_the_workflows_gpu_rules(tmp_path):
     (resources gpu=1 with `gpu: true`): a new training rule cannot silently land on a CPU job."""
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--dry-run", "--snakefile", str(REPO / "Snakefile"),
-         "--workflow-profile", "none", "--configfile", str(SAMPLE), "--config", "gpu=True"],
+         "--workflow-profile", "none", "--configfile", str(SAMPLE), "--config", "gpu=True", "--", "all", "online"],
         cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     workflow_gpu_rules = {rule for rule, res in job_resources(proc.stdout) if res.get("gpu") == "1"}
-    assert {"fit", "adapt_session"} <= workflow_gpu_rules
+    assert {"fit", "adapt_session", "online_session"} <= workflow_gpu_rules
     assert GPU_RULES == workflow_gpu_rules
 
 

@@ -10,6 +10,7 @@ import torch
 
 from cebra_core import CEBRA
 from cebra_core.engine.adaptation import (
+    adaptation_step,
     first_layer_preactivations,
     matched_hidden,
     new_session_encoder,
@@ -20,7 +21,7 @@ from cebra_core.analysis.decoding import knn_classify
 from cebra_core.analysis.metrics import consistency_score
 from cebra_core.engine.architectures import architecture
 from cebra_core.engine.model import Encoder, embed_sequence, gather_windows
-from cebra_core.engine.sampling import Labels
+from cebra_core.engine.sampling import AdaptationSampler, Labels
 from cebra_core.sessions.simulate import Tuning, simulate_session
 
 RATS = ("achilles", "buddy", "cicero", "gatsby")
@@ -153,6 +154,34 @@ def test_adapt_into_a_multi_session_model_of_one_session(sessions):
     score_adapted = _consistency_of_last([trained, model.transform(X[1], session_id=new_id)], y[:2])
     score_random = _consistency_of_last([trained, random_z], y[:2])
     assert score_adapted > score_random + 0.3, (score_adapted, score_random)
+
+
+def test_own_negatives_are_drawn_in_the_new_session_and_embedded_by_its_encoder(adapted, sessions):
+    """``own_negatives``: B more negatives uniform in the new session, last in the batch, embedded by the
+    new encoder (not looked up); the other draws of the batch are the plain sampler's."""
+    X, y = sessions
+    model, new_id, _ = adapted
+    trained, new = [Labels(torch.from_numpy(l)) for l in y[:3]], Labels(torch.from_numpy(y[3]))
+    kw = dict(conditional="time_delta", time_offset=10, delta=None)
+    plain = AdaptationSampler(new, trained, generator=torch.Generator().manual_seed(0), **kw).sample(64)
+    batch = AdaptationSampler(new, trained, generator=torch.Generator().manual_seed(0), own_negatives=True, **kw).sample(64)
+    rows = sum(len(l) for l in y[:3])
+    assert batch.negative.shape == (1, 4 * 64) and (batch.negative[0, :192] < rows).all()
+    own = batch.negative[0, 192:] - rows
+    assert (own >= 0).all() and (own < len(y[3])).all() and len(own.unique()) > 50
+    torch.testing.assert_close(batch.reference, plain.reference)
+    torch.testing.assert_close(batch.negative[:, :192], plain.negative)
+    # the loss: the references and the own negatives through the new encoder, the rest looked up
+    encoder, neural, offset = model.model_[new_id], torch.from_numpy(X[3]), model.offset_
+    table = window_embedding_table([torch.from_numpy(model.transform(x, session_id=i)) for i, x in enumerate(X[:3])],
+                                   offset)
+    criterion = model._criterion()
+    with torch.no_grad():
+        loss = adaptation_step([encoder], [neural], batch, criterion, offset, trained_embeddings=table)
+        embed = lambda index: encoder(gather_windows(neural, index, offset).permute(1, 2, 0))  # noqa: E731
+        expected = criterion(embed(batch.reference[0]), table[batch.positive[0]],
+                             torch.cat([table[batch.negative[0, :192]], embed(own)]))
+    torch.testing.assert_close(loss.total, expected.total, rtol=1e-5, atol=1e-6)
 
 
 def test_window_table_matches_training_windows(adapted, sessions):

@@ -1,5 +1,5 @@
 # Analysis: alignment to the first session and consistency across sessions (whole-session fits,
-# the notebook's), held-out position decoding (fits on train parts, scored on test parts), and
+# the notebook's), held-out decoding of every label column (fits on train parts, scored on test parts), and
 # the statistics over seeds and rat pairs.
 
 

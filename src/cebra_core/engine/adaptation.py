@@ -26,6 +26,7 @@ from cebra_core.engine.sampling import Batch, Labels
 ADAPT_LAYERS = ("all", "first")  # which layers of the new encoder adapt trains
 ADAPT_INITS = ("regression", "random")  # how its first layer starts
 DEFAULT_LAYERS, DEFAULT_INIT = "all", "regression"  # the winners of benchmarks/bench_adapt.py
+DEFAULT_OWN_NEGATIVES = False  # negatives from the trained sessions only
 RIDGE = 1e-3  # regression_init's ridge, relative to the mean diagonal of the Gram matrix
 
 
@@ -124,10 +125,16 @@ def adaptation_step(
     models: list[Encoder], neural: list[torch.Tensor], batch: Batch, criterion: Criterion, offset: Offset,
     trained_embeddings: torch.Tensor,
 ) -> InfoNCE:  # fmt: skip
-    """InfoNCE of new-session references against looked-up trained positives and negatives."""
-    reference = encode_windows(models, [gather_windows(neural[0], batch.reference[0], offset)])[0]
+    """InfoNCE of new-session references against looked-up trained positives and negatives (and the
+    new session's own negatives, rows past the trained ones, embedded with the references)."""
+    rows = trained_embeddings.shape[0]
+    negative_rows = batch.negative[0]
+    own = negative_rows[negative_rows >= rows] - rows
+    index = torch.cat([batch.reference[0], own])
+    embedded = encode_windows(models, [gather_windows(neural[0], index, offset)])[0]
+    reference, own_negative = embedded[: len(batch.reference[0])], embedded[len(batch.reference[0]):]
     positive = trained_embeddings[batch.positive[0]]
-    negative = trained_embeddings[batch.negative[0]]
+    negative = torch.cat([trained_embeddings[negative_rows[negative_rows < rows]], own_negative])
     return criterion(reference, positive, negative)
 
 

@@ -31,6 +31,7 @@ from cebra_core.engine.adaptation import (
     ADAPT_INITS,
     DEFAULT_INIT,
     DEFAULT_LAYERS,
+    DEFAULT_OWN_NEGATIVES,
     adaptation_step,
     first_layer_preactivations,
     new_session_encoder,
@@ -404,13 +405,15 @@ class CEBRA:
     def adapt(
         self, X_new, *y_new, max_iterations: int | None = None,
         layers: str = DEFAULT_LAYERS, init: str = DEFAULT_INIT, learning_rate: float | None = None,
+        own_negatives: bool = DEFAULT_OWN_NEGATIVES,
     ) -> int:  # fmt: skip
         """Fit an encoder for a new, unseen session into this multi-session space; returns its session_id.
 
         The new encoder is a copy of session 0's with its own first layer, started by regression
         onto session 0's first layer at label-matched samples (`init="regression"`, or `"random"`),
         and trained (`layers="all"`, or only the `"first"` layer) against the trained sessions'
-        fixed embeddings; trained encoders never change. See `cebra_core.engine.adaptation`.
+        fixed embeddings; trained encoders never change. ``own_negatives``: the new session's own
+        samples are negatives too, as in a multi-session fit with it. See `cebra_core.engine.adaptation`.
         `max_iterations` and `learning_rate` default to the model's own. With ``checkpoint_path``
         set, it checkpoints and resumes like a fit.
         """
@@ -445,14 +448,15 @@ class CEBRA:
         generator = torch.Generator(device=sampling_device(device)).manual_seed(seed)
         # the sampler first: it refuses labels it cannot place a session by (none, or conditional time)
         sampler = AdaptationSampler(labels, trained, conditional=self.conditional, time_offset=self.time_offsets,
-                                    delta=self.delta, generator=generator, device=device)
+                                    delta=self.delta, generator=generator, device=device,
+                                    own_negatives=bool(own_negatives))
         if init == "regression":
             hidden = self._extra_state["template_hidden"]
             regression_init(encoder, neural, labels, hidden, trained[0])
         table = window_embedding_table([z.to(device) for z in self._extra_state["trained_embeddings"]], self.offset_)
         criterion = self._criterion().to(device)
         checkpoint = self._checkpoint([X_new, continuous, discrete, np.array([new_id, iterations]),
-                                       np.array([learning_rate]), np.frombuffer(f"{layers}/{init}".encode(), np.uint8)])
+                                       np.array([learning_rate]), np.frombuffer(f"{layers}/{init}/{bool(own_negatives)}".encode(), np.uint8)])
         train([encoder], [neural], sampler, criterion=criterion, offset=self.offset_, batch_size=self.batch_size,
               learning_rate=learning_rate, max_iterations=iterations, generator=generator,
               parameters=[p for p in encoder.parameters() if p.requires_grad] + list(criterion.parameters()),

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cebra_core.engine.nearest import NearestLabelIndex, session_offsets
+from cebra_core.engine.nearest import NearestLabelIndex
 
 CONDITIONALS = ("time_delta", "time", "delta")
 NO_FLOAT64 = ("mps",)  # device types without float64 tensors (Apple's GPU)
@@ -340,12 +340,16 @@ class AdaptationSampler(_Placement):
     chosen trained session as the multi-session sampler draws it there (nearest to label + delta,
     of the same class, or both); negatives are uniform in every trained session, B each.
     Positives and negatives are returned as rows of the trained sessions concatenated in order,
-    since their (frozen) embeddings are looked up, not computed.
+    since their (frozen) embeddings are looked up, not computed. With ``own_negatives``, B more
+    negatives are uniform in the new session itself, as a multi-session fit with it would draw them;
+    they come last, as rows ``sum(trained lengths) + t`` (embedded by the new encoder, not looked up).
     """
 
     def __init__(self, new: Labels, trained: list[Labels], *, conditional: str, time_offset: int,
-                 delta: float | None, generator: torch.Generator, device: str | torch.device | None = None):  # fmt: skip
+                 delta: float | None, generator: torch.Generator, device: str | torch.device | None = None,
+                 own_negatives: bool = False):  # fmt: skip
         self._place(generator, device)
+        self.own_negatives = own_negatives
         self.kind = _check_kind([*trained, new], conditional)
         if self.kind == "time":
             raise ValueError("adapt() places a new session by its labels: it needs labels and a conditional other "
@@ -372,6 +376,9 @@ class AdaptationSampler(_Placement):
         device = self.host
         reference = _uniform_indices(torch.tensor([len(self.new)], device=device), batch, self.generator)[0]
         negative = (_uniform_indices(self.lengths, batch, self.generator) + self.offsets[:, None]).reshape(-1)
+        if self.own_negatives:
+            own = _uniform_indices(torch.tensor([len(self.new)], device=device), batch, self.generator)[0]
+            negative = torch.cat([negative, own + self.lengths.sum()])
         if self.kind == "discrete":
             session = self._trained_sessions(batch)
             klass = self.new.discrete[reference]

@@ -27,7 +27,7 @@ from cebra_core.sessions.labels import LabelSpec
 from cebra_core.sessions.validation import SessionError, session_signals, signal_problem
 
 # A linear track longer than this is not a rat's: such positions are taken to be in centimetres
-# (or another unit), which the decoding error (reported in cm = 100 x the position unit) gets wrong.
+# (or another unit), and the decoding error, reported in the position's own unit, would read wrong.
 MAX_POSITION_SPAN_M = 10.0
 
 

@@ -21,6 +21,7 @@ import torch
 
 from cebra_core.analysis.splits import fit_rows, make_split, session_parts, transform_runs
 from cebra_core.analysis.decoding import decode
+from cebra_core.analysis.online import adapt_first, batch_rest, latency_summary, stream_rest, trained_embedding
 from cebra_core.analysis.tables import embedding_frame
 from cebra_core.engine.estimator import CEBRA, resolve_device
 from cebra_core.sessions.data import read_session
@@ -154,35 +155,27 @@ def online(tables: Mapping[str, str | os.PathLike], *, model: str | os.PathLike,
     kind = spec.kind(column)
     X, y = sessions[held_out]
     rows = []
+    train_y = np.concatenate([sessions[s][1][column].to_numpy() for s in trained])
+    truth_all = y[column].to_numpy()
     for length in seconds:
         bins = int(round(length / bin_seconds))
         if bins >= len(X) - neighbors:
             log.warning("%s: %g s (%d bins) leaves nothing to stream of its %d bins; skipped", held_out, length, bins, len(X))
             continue
-        estimator = CEBRA.load(model, device=device)
-        started = time.perf_counter()
-        new_id = estimator.adapt(X[:bins], *training_labels(y[:bins], spec), max_iterations=iterations)
-        adapt_seconds = time.perf_counter() - started
-        train_z = np.concatenate([estimator.transform(sessions[s][0], session_id=i) for i, s in enumerate(trained)])
-        train_y = np.concatenate([sessions[s][1][column].to_numpy() for s in trained])
-        stream = estimator.stream(new_id)
-        stream.push(X[:bins])  # the adapted seconds fill the window
-        latency, streamed = np.empty(len(X) - bins), np.empty((len(X) - bins, estimator.output_dimension), np.float32)
-        for i, row in enumerate(X[bins:]):
-            started = time.perf_counter()
-            streamed[i] = stream.push(row)[0]
-            latency[i] = time.perf_counter() - started
-        truth = y[column].to_numpy()[bins:]
+        labels_first = training_labels(y[:bins], spec)
+        causal = CEBRA.load(model, device=device)
+        new_id, adapt_seconds = adapt_first(causal, X, labels_first, bins, iterations)
+        streamed, latency = stream_rest(causal, new_id, X, bins)
+        truth = truth_all[bins:]
+        train_z = trained_embedding(causal, [sessions[s][0] for s in trained])
         value, chance = decode(train_z, train_y, streamed, truth, kind, neighbors)[metric]
         centred = CEBRA.load(offline, device=device)
-        centred_id = centred.adapt(X[:bins], *training_labels(y[:bins], spec), max_iterations=iterations)
-        centred_train = np.concatenate([centred.transform(sessions[s][0], session_id=i) for i, s in enumerate(trained)])
-        held = centred.transform(X, session_id=centred_id)[bins:]  # the whole recording in one batch, as offline
-        offline_value, _ = decode(centred_train, train_y, held, truth, kind, neighbors)[metric]
+        centred_id, _ = adapt_first(centred, X, labels_first, bins, iterations)
+        offline_value, _ = decode(trained_embedding(centred, [sessions[s][0] for s in trained]), train_y,
+                                  batch_rest(centred, centred_id, X, bins), truth, kind, neighbors)[metric]
         rows.append({"session": held_out, "seconds": float(length), "bins": bins, "adapt_seconds": adapt_seconds,
-                     "adapt_iterations": estimator.max_iterations if iterations is None else iterations,
-                     "latency_median_ms": 1e3 * float(np.median(latency)),
-                     "latency_p99_ms": 1e3 * float(np.percentile(latency, 99)), "streamed_bins": len(latency),
+                     "adapt_iterations": causal.max_iterations if iterations is None else iterations,
+                     **latency_summary(latency), "streamed_bins": len(latency),
                      "column": column, "metric": metric, "value": value, "chance": chance,
                      "offline_value": offline_value, "threads": threads})
         log.info("%s online after %g s: %s %s %.4g (chance %.4g, offline %.4g); adapt %.1f s; latency median %.3f "
