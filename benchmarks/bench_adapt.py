@@ -145,8 +145,8 @@ def run_seed(data: dict, new: str, seed: int, iterations: int, adapt_iterations:
     fit_seconds = time.perf_counter() - start
     z_trained = {r: model.transform(data[r][0], session_id=i) for i, r in enumerate(trained)}
     untrained = new_session_encoder(model.model_[0], X_new.shape[1], seed=1000 + seed)
-    add("untrained first layer (floor)", {**z_trained, new: embed_sequence(untrained, torch.from_numpy(X_new)).numpy()},
-        fit_seconds)
+    floor = embed_sequence(untrained, torch.from_numpy(X_new), model.offset_).numpy()
+    add("untrained first layer (floor)", {**z_trained, new: floor}, fit_seconds)
     for method, options in methods.items():
         options = dict(options)
         steps = int(adapt_iterations * options.pop("iterations_factor", 1))

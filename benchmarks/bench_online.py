@@ -1,9 +1,10 @@
 """Benchmark: a new animal online, causal against centred (non-causal) models, held out.
 
 For each data set and seed, with the new animal's last 20 % as its test part (no model sees it):
-- full training: a multi-session fit of the trained animals and the new animal's first 80 %,
-  causal and centred; the test part decoded by a kNN decoder fitted on the trained animals'
-  embeddings (`err_pooled`) and by one fitted on the new animal's own first 80 % (`err_own`);
+- full training: a multi-session fit of the trained animals and the new animal's first 80 %
+  (with --full-at, also its first k seconds only), causal and centred; the test part decoded by a
+  kNN decoder fitted on the trained animals' embeddings (`err_pooled`) and by one fitted on the new
+  animal's own training part (`err_own`);
 - online: a multi-session fit of the trained animals alone (causal, and centred for the offline
   line), the new animal adapted on its first k seconds (`--seconds`), the rest embedded bin by bin
   through a stream (causal) or in one batch (centred), the same test part decoded (`err_pooled`);
@@ -17,7 +18,7 @@ Data:
 
     PYTHONPATH=src python benchmarks/bench_online.py [--data real sim] [--seeds 0 1 2]
         [--iterations 1500] [--adapt-iterations 1000] [--batch-size 256] [--seconds 30 60 120 300]
-        [--threads 2] [--json out.json]
+        [--threads 2] [--methods default ...] [--full-at SECONDS ...] [--json out.json]
 
 With --json, a data set and seed already in that file are not run again: a stopped run resumes.
 """
@@ -45,6 +46,13 @@ from real_sessions import load_real
 TEST_FRACTION = 0.2
 N_NEIGHBORS = 36  # the workflow's decoding_neighbors default
 DATA = {"real": (("buddy",), "achilles"), "sim": (("achilles", "buddy", "cicero"), "gatsby")}
+# name -> CEBRA.adapt keywords ("iterations_factor" multiplies --adapt-iterations)
+METHODS = {
+    "default": {},
+    "first layer": dict(layers="first"),
+    "own negatives": dict(own_negatives=True),
+    "2x iterations": dict(iterations_factor=2),
+}
 
 
 def load(kind: str, seed: int) -> tuple[dict, str]:
@@ -94,6 +102,15 @@ def run_seed(kind: str, seed: int, args) -> list[dict]:
         add(window=window, method="full training", seconds_of_data=split * BIN_SECONDS, fit_seconds=seconds,
             err_pooled=cm(trained_embedding(full, trained_X), pooled_y, z[split:], test_y),
             err_own=cm(z[:split], y[:split, 0], z[split:], test_y))
+        for length in args.full_at:  # full training on no more of the new animal than an adaptation sees
+            bins = int(round(length / BIN_SECONDS))
+            started = time.perf_counter()
+            short = CEBRA(causal=causal, **params).fit(trained_X + [X[:bins]], trained_y + [y[:bins]])
+            seconds = time.perf_counter() - started
+            z = short.transform(X, session_id=len(trained))
+            add(window=window, method="full training", seconds_of_data=float(length), fit_seconds=seconds,
+                err_pooled=cm(trained_embedding(short, trained_X), pooled_y, z[split:], test_y),
+                err_own=cm(z[:bins], y[:bins, 0], z[split:], test_y))
         started = time.perf_counter()
         base = CEBRA(causal=causal, **params).fit(trained_X, trained_y)
         fit_seconds = time.perf_counter() - started
@@ -102,20 +119,23 @@ def run_seed(kind: str, seed: int, args) -> list[dict]:
             if bins > split:
                 print(f"  {new}: {length} s is beyond its first {1 - TEST_FRACTION:.0%}; skipped", flush=True)
                 continue
-            model = copy.deepcopy(base)
-            new_id, adapt_seconds = adapt_first(model, X, [y], bins, args.adapt_iterations)
-            extra = {}
-            if causal:
-                threads = torch.get_num_threads()
-                torch.set_num_threads(1)
-                rest, latency = stream_rest(model, new_id, X, bins)
-                torch.set_num_threads(threads)
-                extra = latency_summary(latency)
-            else:
-                rest = batch_rest(model, new_id, X, bins)
-            add(window=window, method="adapted", seconds_of_data=float(length), fit_seconds=fit_seconds,
-                adapt_seconds=adapt_seconds,
-                err_pooled=cm(trained_embedding(model, trained_X), pooled_y, rest[split - bins:], test_y), **extra)
+            for method in args.methods if causal else args.methods[:1]:
+                options = dict(METHODS[method])
+                iterations = int(args.adapt_iterations * options.pop("iterations_factor", 1))
+                model = copy.deepcopy(base)
+                new_id, adapt_seconds = adapt_first(model, X, [y], bins, iterations, **options)
+                extra = {}
+                if causal:
+                    threads = torch.get_num_threads()
+                    torch.set_num_threads(1)
+                    rest, latency = stream_rest(model, new_id, X, bins)
+                    torch.set_num_threads(threads)
+                    extra = latency_summary(latency)
+                else:
+                    rest = batch_rest(model, new_id, X, bins)
+                add(window=window, method="adapted" if method == "default" else f"adapted, {method}",
+                    seconds_of_data=float(length), fit_seconds=fit_seconds, adapt_seconds=adapt_seconds,
+                    err_pooled=cm(trained_embedding(model, trained_X), pooled_y, rest[split - bins:], test_y), **extra)
     return rows
 
 
@@ -150,7 +170,11 @@ def main() -> None:
     parser.add_argument("--adapt-iterations", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seconds", nargs="+", type=float, default=[30, 60, 120, 300])
+    parser.add_argument("--full-at", nargs="*", type=float, default=[],
+                        help="also full training on only the new animal's first seconds, for each of these")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the fits (the stream: 1)")
+    parser.add_argument("--methods", nargs="+", default=["default"], choices=list(METHODS),
+                        help="adaptation methods of the causal model (the centred one: the first)")
     parser.add_argument("--json", type=Path, default=None, help="also write all rows here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

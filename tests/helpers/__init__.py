@@ -308,3 +308,22 @@ def state_digest(value, digest=None) -> str:
     return digest.hexdigest() if top else ""
 
 
+
+
+def count_steps(monkeypatch, sampler=None, fail_at: int | None = None) -> list[int]:
+    """Count training steps (one batch is sampled per step; ``sampler`` the sampler class, default
+    the single-session one); optionally crash at step ``fail_at``."""
+    from cebra_core.engine import sampling
+
+    sampler = sampling.SingleSessionSampler if sampler is None else sampler
+    calls = []
+    original = sampler.sample
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == fail_at:
+            raise KeyboardInterrupt  # a crash mid-fit
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(sampler, "sample", counting)
+    return calls

@@ -16,6 +16,7 @@ from cebra_core.engine.architectures import ARCHITECTURES, Offset, architecture
 from cebra_core.engine.estimator import DeviceError, resolve_device
 from cebra_core.engine.model import Encoder
 from cebra_core.sessions.simulate import simulate_session
+from helpers import count_steps
 from cebra_core.sessions.validation import InputError
 
 SPECS = ((420, 20), (650, 31), (300, 12))  # (T, N) of three sessions
@@ -498,21 +499,6 @@ def test_seeds_are_reproducible(options):
 
 
 # ----------------------------------------------------------------------------- fit(..., adapt=True)
-def _count_steps(monkeypatch, sampler=sampling.SingleSessionSampler, fail_at: int | None = None) -> list[int]:
-    """Count training steps (one batch is sampled per step); optionally crash at step `fail_at`."""
-    calls = []
-    original = sampler.sample
-
-    def counting(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == fail_at:
-            raise KeyboardInterrupt  # a crash mid-fit
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(sampler, "sample", counting)
-    return calls
-
-
 ADAPT = FIT | {"max_adapt_iterations": 7}
 
 
@@ -522,7 +508,7 @@ def test_fit_adapt_true_trains_a_new_first_layer_only(single, data, monkeypatch)
     stays as it was."""
     model = copy.deepcopy(single).set_params(max_adapt_iterations=7)
     before = {k: v.clone() for k, v in model.model_.state_dict().items()}
-    steps = _count_steps(monkeypatch)
+    steps = count_steps(monkeypatch)
     assert model.fit(data[1].neural, data[1].labels, adapt=True) is model
     assert len(steps) == 7
     monkeypatch.undo()
@@ -574,12 +560,12 @@ def test_fit_adapt_true_resumes_from_its_checkpoint(single, data, tmp_path, monk
     X, y = data[1].neural, data[1].labels
     params = {"max_adapt_iterations": 7, "checkpoint_every": 3}
     interrupted = copy.deepcopy(single).set_params(**params, checkpoint_path=path)
-    _count_steps(monkeypatch, fail_at=5)
+    count_steps(monkeypatch, fail_at=5)
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(X, y, adapt=True)
     monkeypatch.undo()
     assert torch.load(path, weights_only=True)["iteration"] == 3  # a checkpoint file left from the partial run
-    steps = _count_steps(monkeypatch)
+    steps = count_steps(monkeypatch)
     resumed = copy.deepcopy(single).set_params(**params, checkpoint_path=path).fit(X, y, adapt=True)
     assert len(steps) == 4  # 3 done, 4 to go
     monkeypatch.undo()
@@ -601,13 +587,13 @@ def test_multi_session_adapt_resumes_from_its_checkpoint(multi, data, tmp_path, 
     new = simulate_session("new", shape=(380, 17), seed=30)
     path = tmp_path / "adapt.ckpt"
     interrupted = copy.deepcopy(multi).set_params(checkpoint_path=path, checkpoint_every=4)
-    _count_steps(monkeypatch, sampling.AdaptationSampler, fail_at=7)
+    count_steps(monkeypatch, sampling.AdaptationSampler, fail_at=7)
     with pytest.raises(KeyboardInterrupt):
         interrupted.adapt(new.neural, new.labels, max_iterations=10)
     monkeypatch.undo()
     assert interrupted.num_sessions_ == 3  # nothing added by the interrupted call
     assert torch.load(path, weights_only=True)["iteration"] == 4
-    steps = _count_steps(monkeypatch, sampling.AdaptationSampler)
+    steps = count_steps(monkeypatch, sampling.AdaptationSampler)
     assert interrupted.adapt(new.neural, new.labels, max_iterations=10) == 3  # the second call resumes
     assert len(steps) == 6
     monkeypatch.undo()

@@ -317,3 +317,13 @@ def test_label_consistency_on_a_discrete_label():
     missing[0][missing[0] == 29] = 0  # the first session lacks a class: the classes are those of all sessions
     with pytest.raises(EmptyBinError, match=r"class 29 has no samples in \['a'\] but has in \['b', 'c'\]"):
         label_consistency(code, missing, ["a", "b", "c"], "discrete")
+
+
+def test_label_consistency_warns_where_the_classes_fit_exactly():
+    """4 classes in a 3-D embedding: an affine map fits 4 points exactly, so even noise scores 1 (a warning)."""
+    rng = np.random.default_rng(3)
+    classes = [rng.integers(0, 4, n) for n in (800, 900)]
+    noise = [rng.normal(size=(len(c), 3)) for c in classes]
+    with pytest.warns(UserWarning, match="4 classes of a 3-D embedding: an affine map fits 4 or fewer points exactly"):
+        scores = label_consistency(noise, classes, ["a", "b"], "discrete")[0]
+    np.testing.assert_allclose(scores, 1.0, atol=1e-9)

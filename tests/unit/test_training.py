@@ -19,6 +19,7 @@ from cebra_core.engine.architectures import architecture
 from cebra_core.engine.loss import Criterion
 from cebra_core.engine.sampling import Labels, MultiSessionSampler, SingleSessionSampler
 from cebra_core.sessions.simulate import simulate_session
+from helpers import count_steps
 from cebra_core.engine.training import contrastive_step, train
 
 
@@ -157,21 +158,6 @@ CEBRA(**{params!r}, checkpoint_path=sys.argv[1]).fit(s.neural, s.labels)
 """
 
 
-def _count_steps(monkeypatch, sampler=sampling.SingleSessionSampler, fail_at: int | None = None) -> list[int]:
-    """Count training steps (one batch is sampled per step); optionally crash at step `fail_at`."""
-    calls = []
-    original = sampler.sample
-
-    def counting(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == fail_at:
-            raise KeyboardInterrupt  # a crash mid-fit
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(sampler, "sample", counting)
-    return calls
-
-
 def _assert_same_fit(a: CEBRA, b: CEBRA, data) -> None:
     for (k, x), (_, y) in zip(a.model_.state_dict().items(), b.model_.state_dict().items()):
         assert torch.equal(x, y), k
@@ -203,7 +189,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, monkeypatch):
     assert 0 < done < RESUME_PARAMS["max_iterations"] and done % 5 == 0
 
     data = simulate_session(**RESUME_DATA)
-    steps = _count_steps(monkeypatch)
+    steps = count_steps(monkeypatch)
     resumed = CEBRA(**RESUME_PARAMS, checkpoint_path=path).fit(data.neural, data.labels)
     assert len(steps) == RESUME_PARAMS["max_iterations"] - done  # it resumed, not restarted
     monkeypatch.undo()
@@ -212,7 +198,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, monkeypatch):
     assert len(resumed.loss_history_) == 60
 
     # a finished checkpoint: fitting again does no work and gives the same model
-    steps = _count_steps(monkeypatch)
+    steps = count_steps(monkeypatch)
     again = CEBRA(**RESUME_PARAMS, checkpoint_path=path).fit(data.neural, data.labels)
     assert len(steps) == 0
     _assert_same_fit(again, uninterrupted, data)
@@ -224,7 +210,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, monkeypatch):
     for params, neural, y in ((dict(RESUME_PARAMS, learning_rate=2e-3), data.neural, data.labels),
                               (RESUME_PARAMS, data.neural + 1, data.labels), (RESUME_PARAMS, data.neural, labels)):
         CEBRA(**RESUME_PARAMS, checkpoint_path=path).fit(data.neural, data.labels)  # the finished checkpoint
-        steps = _count_steps(monkeypatch)
+        steps = count_steps(monkeypatch)
         other = CEBRA(**params, checkpoint_path=path).fit(neural, y)
         assert len(steps) == params["max_iterations"]  # a full fit, not a resume
         monkeypatch.undo()
@@ -236,7 +222,7 @@ def test_multi_session_resume_after_interruption(tmp_path, monkeypatch):
     data = sessions()
     X, y = [d.neural for d in data], [d.labels for d in data]
     params = dict(batch_size=48, max_iterations=12, seed=3, checkpoint_every=4, device="cpu")
-    _count_steps(monkeypatch, sampling.MultiSessionSampler, fail_at=7)
+    count_steps(monkeypatch, sampling.MultiSessionSampler, fail_at=7)
     with pytest.raises(KeyboardInterrupt):
         CEBRA(**params, checkpoint_path=tmp_path / "m.ckpt").fit(X, y)
     monkeypatch.undo()

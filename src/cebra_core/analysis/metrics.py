@@ -223,7 +223,8 @@ def label_consistency(
     """`consistency_score` between datasets on any declared label: ``labels[i]`` is one continuous
     column (T,) (CEBRA's bins, exactly `consistency_score`), two continuous columns (T, 2) (a grid,
     `cebra_core.analysis.binning`; ``columns`` name them in errors), or a discrete column (T,) (one
-    bin per class). Returns ``(scores, pairs, ids)`` as `consistency_score` does."""
+    bin per class; with no more classes than the embedding's dimension + 1 the linear fit is exact and
+    every score 1, which warns). Returns ``(scores, pairs, ids)`` as `consistency_score` does."""
     first = np.asarray(labels[0])
     if kind == "continuous" and first.ndim == 1:
         return consistency_score(embeddings, labels, dataset_ids, num_discretization_bins=num_discretization_bins)
@@ -236,6 +237,12 @@ def label_consistency(
         classes = np.unique(np.concatenate([l for _, l in pairs]))
         binned = [class_means(e, l, classes) for e, l in pairs]
         names = [f"class {c}" for c in classes]
+        dimension = pairs[0][0].shape[1]
+        if len(classes) <= dimension + 1:
+            warnings.warn(f"consistency over {len(classes)} classes of a {dimension}-D embedding: an affine map "
+                          f"fits {dimension + 1} or fewer points exactly, so every score is 1 whatever the "
+                          "embeddings; use an output_dimension below the number of classes minus 1, or a "
+                          "continuous consistency label", stacklevel=2)
     elif first.ndim == 2 and first.shape[1] == 2:
         everything = np.concatenate([l for _, l in pairs]).astype(np.float64)
         lo, hi = everything.min(axis=0), everything.max(axis=0)

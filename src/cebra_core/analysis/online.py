@@ -15,11 +15,11 @@ from cebra_core.engine.estimator import CEBRA
 
 
 def adapt_first(model: CEBRA, neural: np.ndarray, labels: Sequence[np.ndarray], bins: int,
-                iterations: int | None) -> tuple[int, float]:
+                iterations: int | None, **options) -> tuple[int, float]:
     """Adapt the new session's first ``bins`` bins (and their ``labels``, one array per label kind)
-    into ``model``, in place; returns (its session_id, seconds the adaptation took)."""
+    into ``model``, in place (``options``: `CEBRA.adapt`'s); returns (its session_id, seconds it took)."""
     started = time.perf_counter()
-    session_id = model.adapt(neural[:bins], *(y[:bins] for y in labels), max_iterations=iterations)
+    session_id = model.adapt(neural[:bins], *(y[:bins] for y in labels), max_iterations=iterations, **options)
     return session_id, time.perf_counter() - started
 
 

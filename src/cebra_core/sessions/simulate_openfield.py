@@ -24,8 +24,8 @@ ARENA = 0.5  # m, the side of the square arena; positions lie in [0, ARENA]
 LABELS = {"continuous": ["x", "y"], "discrete": ["context"]}  # the label columns (LabelSpec.from_config)
 BINS_RANGE = (3000, 6000)  # a session's length when not given: 75-150 s of 25 ms bins, from its name
 NEURONS_RANGE = (60, 120)  # a session's neuron count when not given, from its name
-BLOCKS_PER_CONTEXT = 2  # the contexts alternate in blocks: K = 2 gives A B A B (or B A B A)
-MIN_BLOCK_BINS = 50  # the shortest session has 50 bins per context block on average (200 for 2 contexts)
+BLOCKS_PER_CONTEXT = 4  # the contexts alternate in blocks: K = 2 gives A B A B A B A B (or B A …)
+MIN_BLOCK_BINS = 25  # the shortest session has 25 bins per context block on average (200 for 2 contexts)
 
 
 @dataclass(frozen=True)
