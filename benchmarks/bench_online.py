@@ -38,7 +38,7 @@ import torch
 
 from cebra_core import CEBRA
 from cebra_core.analysis.decoding import decode
-from cebra_core.analysis.online import adapt_first, batch_rest, latency_summary, stream_rest, trained_embedding
+from cebra_core.analysis.replay import adapt_first, batch_rest, latency_summary, stream_rest, trained_embedding
 from cebra_core.sessions.rats import BIN_SECONDS
 from cebra_core.sessions.simulate import simulate_session
 from real_sessions import load_real

@@ -21,7 +21,7 @@ import torch
 
 from cebra_core.analysis.splits import fit_rows, make_split, session_parts, transform_runs
 from cebra_core.analysis.decoding import decode
-from cebra_core.analysis.online import adapt_first, batch_rest, latency_summary, stream_rest, trained_embedding
+from cebra_core.analysis.replay import adapt_first, batch_rest, latency_summary, stream_rest, trained_embedding
 from cebra_core.analysis.tables import embedding_frame
 from cebra_core.engine.estimator import CEBRA, resolve_device
 from cebra_core.sessions.data import read_session
