@@ -23,10 +23,10 @@ Scores of the new rat (means over seeds ± sd; each seed also draws the simulate
 
 With --json, a data set and seed already in that file are not run again: a stopped run resumes.
 The tables of docs/evaluation.md ("A new, unseen session") came from (1 torch thread each):
-    --data sim --iterations 1000 --scale 0.15 --methods "all layers, regression init (new default)"
+    --data sim --iterations 1000 --scale 0.15 --methods "all layers, regression init (the default)"
         "all layers, regression init, lr x3, 3x iterations" --json unlike.json    (~6 min per rat and seed)
     --data sim --unlike wide-weak --iterations 1000 --scale 0.15 --methods <the first six but "lr x10">
-    --data real --real-iterations 2000 --methods <old, all layers x random/regression, regression only>  (~60 min)
+    --data real --real-iterations 2000 --methods <first layer random init, all layers x random/regression, regression only>  (~60 min)
 """
 
 from __future__ import annotations
@@ -65,12 +65,12 @@ SIM_TRAINED, SIM_NEW = ("achilles", "buddy", "cicero"), "gatsby"
 REAL_TRAINED, REAL_NEW = ("achilles",), "buddy"
 # name -> CEBRA.adapt keywords ("iterations_factor" multiplies the adapt iterations)
 METHODS = {
-    "first layer, random init (old)": dict(layers="first", init="random"),
+    "first layer, random init": dict(layers="first", init="random"),
     "first layer, random init, 2x iterations": dict(layers="first", init="random", iterations_factor=2),
     "first layer, random init, lr x10": dict(layers="first", init="random", learning_rate_factor=10),
     "first layer, regression init": dict(layers="first", init="regression"),
     "all layers, random init": dict(layers="all", init="random"),
-    "all layers, regression init (new default)": dict(layers="all", init="regression"),
+    "all layers, regression init (the default)": dict(layers="all", init="regression"),
     "all layers, regression init, own negatives": dict(layers="all", init="regression", own_negatives=True),
     "all layers, regression init, own negatives, 2x iterations": dict(layers="all", init="regression",
                                                                       own_negatives=True, iterations_factor=2),

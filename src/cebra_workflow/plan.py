@@ -64,9 +64,11 @@ class Plan:
         self.fits = [*self.kind_fits("single"), *self.kind_fits("multi"),
                      *(f"multi_without/{s}" for s in [self.held_out] if s)]
         self.sweep = config["sweep"]
-        self.sweep_split = {"protocol": self.protocol, "fold": 0, "folds": config["evaluation"]["folds"],
-                            "test_fraction": config["evaluation"]["test_fraction"],
-                            "validation_fraction": self.sweep["validation_fraction"]}
+        # the trial split has its own validation trials: the contiguous keys neither cut nor name its points
+        self.sweep_split = {"protocol": self.protocol, "fold": 0} if self.protocol == "trials" else {
+            "protocol": self.protocol, "fold": 0, "folds": config["evaluation"]["folds"],
+            "test_fraction": config["evaluation"]["test_fraction"],
+            "validation_fraction": self.sweep["validation_fraction"]}
         self.sweep_points, self.sweep_sessions, self.sweep_fits, self.sweep_seeds = self._sweep()
 
     # ---------------------------------------------------------------------------- sessions

@@ -48,17 +48,21 @@ def doc_pages() -> list[Path]:
 
 # --- the key table -----------------------------------------------------------------------------------
 
-def schema_rows(schema: dict, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted key, default as YAML, description) of every key of the schema, nested objects
-    flattened, in the schema's order; a key without a default is (required)."""
+def schema_rows(schema: dict, prefix: str = "", defs: dict | None = None) -> list[tuple[str, str, str]]:
+    """(dotted key, default as YAML, description) of every key of the schema, in the schema's order;
+    a nested object is flattened unless it holds the defaults of its keys itself (then it is one
+    row, e.g. ``labels``); a key without a default is (required); a description may come by $ref."""
+    defs = schema.get("$defs", {}) if defs is None else defs
     rows = []
     for key, sub in schema.get("properties", {}).items():
         name = f"{prefix}{key}"
-        if sub.get("type") == "object" and "properties" in sub:
-            rows += schema_rows(sub, name + ".")
+        keys = sub.get("properties", {})
+        if sub.get("type") == "object" and keys and not ("default" in sub and any("default" not in k for k in keys.values())):
+            rows += schema_rows(sub, name + ".", defs)
             continue
         default = "(required)" if "default" not in sub else "`" + inline_yaml(sub["default"]) + "`"
-        rows.append((name, default, " ".join(sub.get("description", "").split())))
+        description = sub.get("description") or defs.get(sub.get("$ref", "").rpartition("/")[2], {}).get("description", "")
+        rows.append((name, default, " ".join(description.split())))
     return rows
 
 

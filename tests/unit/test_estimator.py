@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 
 import numpy as np
 import pytest
@@ -128,6 +129,11 @@ def test_save_load_round_trip(single, multi, data, tmp_path):
     assert loaded.get_params() == single.get_params()
     assert np.array_equal(loaded.loss_history_, single.loss_history_) and loaded.log_ == single.log_
     assert loaded.num_sessions_ is None and loaded.n_features_in_ == 20
+
+    # the checkpoint belongs to the job, not the model: a loaded model that trains again writes none
+    single.set_params(checkpoint_path=tmp_path / "job.ckpt").save(tmp_path / "single.pt")
+    single.set_params(checkpoint_path=None)
+    assert CEBRA.load(tmp_path / "single.pt").checkpoint_path is None
 
     multi.save(tmp_path / "multi.pt")
     loaded = CEBRA.load(tmp_path / "multi.pt")
@@ -605,6 +611,24 @@ def test_multi_session_adapt_resumes_from_its_checkpoint(multi, data, tmp_path, 
                                   uninterrupted.transform(new.neural, session_id=3))
     for i, d in enumerate(data):  # the trained sessions are untouched
         np.testing.assert_array_equal(interrupted.transform(d.neural, session_id=i), multi.transform(d.neural, session_id=i))
+
+
+def test_adapt_does_not_resume_a_checkpoint_of_another_trained_model(multi, tmp_path, monkeypatch, caplog):
+    """The same new session and options, but a refitted trained model: the old checkpoint is not resumed."""
+    new = simulate_session("new", shape=(380, 17), seed=30)
+    path = tmp_path / "adapt.ckpt"
+    count_steps(monkeypatch, sampling.AdaptationSampler, fail_at=7)
+    with pytest.raises(KeyboardInterrupt):
+        copy.deepcopy(multi).set_params(checkpoint_path=path, checkpoint_every=4).adapt(new.neural, new.labels,
+                                                                                        max_iterations=10)
+    monkeypatch.undo()
+    refitted = copy.deepcopy(multi).set_params(checkpoint_path=path, checkpoint_every=4)
+    refitted._extra_state["trained_embeddings"] = [z + 0.1 for z in refitted._extra_state["trained_embeddings"]]
+    steps = count_steps(monkeypatch, sampling.AdaptationSampler)
+    with caplog.at_level(logging.WARNING, logger="cebra_core"):
+        refitted.adapt(new.neural, new.labels, max_iterations=10)
+    assert len(steps) == 10  # all of them: nothing resumed
+    assert "other parameters" in caplog.text
 
 
 # ----------------------------------------------------------------------------- bad labels

@@ -463,6 +463,13 @@ def test_sweep_point_names_are_stable_and_hash_the_parameters():
     assert reference == plan.point_id(dict(sorted(plan.config["cebra"].items())))
     assert plan_for(sample(sweep={**SWEEP_EXAMPLE["sweep"], "validation_fraction": 0.1})).sweep_points.keys().isdisjoint(
         plan.sweep_points)  # another split: other fits
+    # the trial split has its own validation trials: the contiguous keys change neither its cut nor its names
+    trials = [plan_for(sample(evaluation={"protocol": "trials", "folds": folds},
+                              sweep={**SWEEP_EXAMPLE["sweep"], "validation_fraction": fraction}))
+              for folds, fraction in ((1, 0.2), (3, 0.1))]
+    assert trials[0].sweep_points.keys() == trials[1].sweep_points.keys()
+    assert trials[0].sweep_points.keys().isdisjoint(plan.sweep_points)
+    assert trials[0].split_params(f"sweep/{next(iter(trials[0].sweep_points))}") == {"protocol": "trials", "fold": 0}
     split = plan.split_params(f"sweep/{reference}")
     assert split == {"protocol": "contiguous", "fold": 0, "folds": 1, "test_fraction": 0.2, "validation_fraction": 0.2}
     assert plan.fit_cebra(f"sweep/{reference}") == dict(sorted(plan.config["cebra"].items()))

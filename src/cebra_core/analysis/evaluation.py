@@ -147,11 +147,11 @@ def new_session_table(
     every other kind with one decoder pooled over the trained animals' train rows, since they share
     a space. Columns: kind, measure, column, source, target, value, chance, test_coverage, flagged.
     """
-    rows = []
+    rows, covered = [], []
     for kind, frames in kinds.items():
         trained = [n for n in frames if n != held_out]
         test = _rows(frames[held_out], "test")
-        covered = coverage(test, frames[held_out], label)
+        start = len(rows)
         consistency = restricted_consistency(held_out, frames, bins=bins, label=label)
         rows += [(kind, "consistency", "+".join(label), other, held_out, score, np.nan)
                  for other, score in consistency.items()]
@@ -163,9 +163,10 @@ def new_session_table(
             result = decode(_z(train), train[column], _z(test), test[column], _kind(test, column), n_neighbors)
             rows += [(kind, metric, column, "+".join(sources), held_out, value, chance)
                      for metric, (value, chance) in result.items()]
+        covered += [coverage(test, frames[held_out], label)] * (len(rows) - start)
     table = pd.DataFrame(rows, columns=["kind", "measure", "column", "source", "target", "value", "chance"])
-    table["test_coverage"] = covered
-    table["flagged"] = covered < min_coverage
+    table["test_coverage"] = np.array(covered, dtype=np.float64)
+    table["flagged"] = table["test_coverage"] < min_coverage
     return table
 
 

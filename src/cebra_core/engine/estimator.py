@@ -287,7 +287,8 @@ class CEBRA:
 
         With ``adapt=True`` on a fitted single-session model, the new data (another neuron count)
         get a fresh first layer and only it trains, for ``max_adapt_iterations`` (CEBRA's
-        ``fit(..., adapt=True)``); `adapt` does the same for multi-session models.
+        ``fit(..., adapt=True)``); a multi-session model takes a new session with `adapt`, whose
+        defaults differ (every layer of the new encoder, ``max_iterations`` steps).
         """
         y = (y, *more_y)  # the None labels are skipped
         self._check_params()
@@ -383,8 +384,6 @@ class CEBRA:
                                delta=self.delta, seed=self._adapt_seed(1), device=device, multi=False)
         checkpoint = self._checkpoint([neural, continuous, discrete, *(
             p.detach().cpu().numpy() for p in self.model_.parameters())])
-        if checkpoint is not None:
-            checkpoint.every = min(checkpoint.every, self.max_adapt_iterations)
         log = train([encoder], [torch.from_numpy(neural).to(device)], sampler, criterion=criterion,
                     offset=self.offset_, batch_size=self.batch_size, learning_rate=self.learning_rate,
                     max_iterations=self.max_adapt_iterations, generator=sampler.generator,
@@ -455,8 +454,10 @@ class CEBRA:
             regression_init(encoder, neural, labels, hidden, trained[0])
         table = window_embedding_table([z.to(device) for z in self._extra_state["trained_embeddings"]], self.offset_)
         criterion = self._criterion().to(device)
+        # the fingerprint holds the trained model too (its sessions' embeddings, the adaptation's target)
         checkpoint = self._checkpoint([X_new, continuous, discrete, np.array([new_id, iterations]),
-                                       np.array([learning_rate]), np.frombuffer(f"{layers}/{init}/{bool(own_negatives)}".encode(), np.uint8)])
+                                       np.array([learning_rate]), np.frombuffer(f"{layers}/{init}/{bool(own_negatives)}".encode(), np.uint8),
+                                       *(z.cpu().numpy() for z in self._extra_state["trained_embeddings"])])
         train([encoder], [neural], sampler, criterion=criterion, offset=self.offset_, batch_size=self.batch_size,
               learning_rate=learning_rate, max_iterations=iterations, generator=generator,
               parameters=[p for p in encoder.parameters() if p.requires_grad] + list(criterion.parameters()),
@@ -563,9 +564,9 @@ class CEBRA:
             return
         if format != "cebra_core":
             raise ValueError(f"format={format!r} is not supported; supported: {', '.join(SAVE_FORMATS)}")
-        params = self.get_params()
-        if params["checkpoint_path"] is not None:
-            params["checkpoint_path"] = str(params["checkpoint_path"])
+        # a checkpoint belongs to the job that trains, not to the model: a loaded model that trains
+        # again (fit, adapt) checkpoints only where its new owner says
+        params = {**self.get_params(), "checkpoint_path": None}
         state = {
             "format": SAVE_FORMAT,
             "params": params,

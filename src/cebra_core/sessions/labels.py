@@ -43,7 +43,7 @@ class LabelSpec:
         for name in names:
             if not re.match(NAME_PATTERN, name) or name in RESERVED or NEURAL_OR_EMBEDDING.match(name):
                 raise ValueError(
-                    f"labels: {name!r} cannot name a label column: use letters, digits and _ (not first), and not "
+                    f"labels: {name!r} cannot name a label column: use letters, digits and _ (not starting with a digit), and not "
                     f"{', '.join(RESERVED)}, n<k> or z<k>, which the tables use"
                 )
 

@@ -123,7 +123,6 @@ def adapt(tables: Mapping[str, str | os.PathLike], *, trained_model: str | os.Pa
     new_id = estimator.adapt(X[train], *training_labels(y[train], LabelSpec.from_config(labels)),
                              max_iterations=iterations)
     log.info("adapt done on %s in %.1f s", estimator.device_, time.perf_counter() - started)
-    estimator.checkpoint_path = None
     estimator.save(model)
     ids = {**{session: i for i, session in enumerate(trained)}, held_out: new_id}
     frames = []
