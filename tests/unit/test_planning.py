@@ -93,7 +93,7 @@ def test_schema_choices_match_the_library():
     """The schema's enums and the new cebra keys' defaults are the engine's and the analysis' own
     lists and defaults (a new architecture, conditional or metric cannot be added to one alone)."""
     from cebra_core import CEBRA
-    from cebra_core.analysis.protocols import METRICS, PROTOCOLS
+    from cebra_core.analysis.protocols import DEFAULT_SCORE, METRICS, PROTOCOLS
     from cebra_core.analysis.sweep import SELECT_BY
     from cebra_core.engine.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
     from cebra_core.engine.loss import DISTANCES, MIN_TEMPERATURE, TEMPERATURE_MODES
@@ -114,6 +114,7 @@ def test_schema_choices_match_the_library():
     evaluation = schema["properties"]["evaluation"]["properties"]
     assert tuple(evaluation["protocol"]["enum"]) == PROTOCOLS
     assert evaluation["score"]["properties"]["metric"]["enum"] == [m for kind in METRICS.values() for m in kind]
+    assert evaluation["score"]["default"] == DEFAULT_SCORE
     assert tuple(schema["properties"]["sweep"]["properties"]["select_by"]["items"]["enum"]) == SELECT_BY
     assert tuple(schema["properties"]["data"]["properties"]["simulate"]["properties"]["kind"]["enum"]) == SIMULATORS
     labels = schema["properties"]["labels"]["default"]

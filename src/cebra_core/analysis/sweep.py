@@ -22,6 +22,7 @@ import pandas as pd
 
 from cebra_core.analysis.decoding import LOWER_IS_BETTER
 from cebra_core.analysis.evaluation import decoding_table, restricted_consistency
+from cebra_core.analysis.protocols import DEFAULT_SCORE
 
 __all__ = ["SELECT_BY", "SweepRun", "choose", "chosen_config", "heldout_scores", "part_view", "sweep_table"]
 
@@ -54,7 +55,7 @@ def part_view(frame: pd.DataFrame, train: Sequence[str], test: str) -> pd.DataFr
 
 
 def heldout_scores(frames: Mapping[str, pd.DataFrame], *, train: Sequence[str], test: str, n_neighbors: int,
-                   bins: int, decode: tuple[str, str] = ("position", "median_abs_error"),
+                   bins: int, decode: tuple[str, str] = (DEFAULT_SCORE["column"], DEFAULT_SCORE["metric"]),
                    label: Sequence[str] = ("position",)) -> dict[str, float]:
     """Scores of the ``test`` part: within-session kNN decoding of the label column ``decode[0]``
     (decoder on the ``train`` parts), its metric ``decode[1]`` and its chance level averaged over
@@ -79,7 +80,7 @@ def higher_is_better(measure: str, metric: str) -> bool:
     return measure == "validation_consistency" or not LOWER_IS_BETTER[metric]
 
 
-def choose(table: pd.DataFrame, select_by: Sequence[str], metric: str = "median_abs_error") -> str:
+def choose(table: pd.DataFrame, select_by: Sequence[str], metric: str = DEFAULT_SCORE["metric"]) -> str:
     """The candidate point with the best mean over seeds of the ``select_by`` measures (the best
     mean rank over them when several; ties go to the better first measure, then the earlier point);
     ``metric`` says which way the decoding measure is better."""
@@ -102,7 +103,7 @@ def choose(table: pd.DataFrame, select_by: Sequence[str], metric: str = "median_
 
 
 def sweep_table(runs: Sequence[SweepRun], *, select_by: Sequence[str], n_neighbors: int, bins: int,
-                decode: tuple[str, str] = ("position", "median_abs_error"),
+                decode: tuple[str, str] = (DEFAULT_SCORE["column"], DEFAULT_SCORE["metric"]),
                 label: Sequence[str] = ("position",)) -> pd.DataFrame:
     """The tidy sweep table, one row per grid point x seed: point, the grid's parameters, seed,
     candidate, reference, chosen, final_loss, validation_* scores, test_* scores (the chosen and the

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the "3d" projection)
 
+from cebra_core.analysis.protocols import DEFAULT_SCORE
 from cebra_core.analysis.tables import embedding_columns, is_discrete, label_columns, split_sessions
 from cebra_core.sessions.files import atomic_output
 
@@ -376,8 +377,8 @@ def plot_new_session(consistency: Mapping[str, Sequence[float]], decoding: Mappi
     return fig
 
 
-def plot_summary(statistics: pd.DataFrame, sessions: Sequence[str], column: str = "position",
-                 metric: str = "median_abs_error") -> Figure:
+def plot_summary(statistics: pd.DataFrame, sessions: Sequence[str], column: str = DEFAULT_SCORE["column"],
+                 metric: str = DEFAULT_SCORE["metric"]) -> Figure:
     """Seeds and pairs at a glance, from ``cebra_core.analysis.stats.summary_table``'s table.
 
     Left: each ordered pair's consistency, single- vs multi-session (mean ± sd over seeds, a line

@@ -14,6 +14,7 @@ import pandas as pd
 from cebra_core.analysis.alignment import align_to_reference
 from cebra_core.analysis.evaluation import decoding_table, new_session_table, runs_consistency
 from cebra_core.analysis.metrics import label_consistency
+from cebra_core.analysis.protocols import DEFAULT_SCORE
 from cebra_core.analysis.stats import summary_table
 from cebra_core.analysis.sweep import SweepRun, chosen_config, sweep_table
 from cebra_core.analysis.tables import alignment_labels, embedding_columns, is_discrete, label_values, split_sessions
@@ -162,7 +163,7 @@ def sweep(inputs: Mapping[str, Sequence[Path]], *, table: Path, csv: Path, chose
         sweep_runs.append(SweepRun(run["point"], run["seed"], run["parameters"],
                                    read_tables(inputs[names["embeddings"]], sessions), float(final_loss),
                                    float(seconds), run["candidate"], run["reference"]))
-    decode = dict(decode or {"column": "position", "metric": "median_abs_error"})
+    decode = dict(decode or DEFAULT_SCORE)
     result = sweep_table(sweep_runs, select_by=select_by, n_neighbors=neighbors, bins=bins,
                          decode=(decode["column"], decode["metric"]), label=_label(label))
     write_table(result, table, csv)

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 from matplotlib.figure import Figure
 
+from cebra_core.analysis.protocols import DEFAULT_SCORE
 from cebra_core.figures.interactive import plot_embeddings_3d, write_html
 from cebra_core.figures.plots import (
     embedding_panels,
@@ -91,14 +92,14 @@ def summary(statistics: Path, *, png: Path, pdf: Path, sessions: Sequence[str],
             decode: Mapping[str, str] | None = None) -> None:
     """Consistency per pair over seeds with the paired test, and held-out decoding per session of the
     label column and metric ``decode`` ({column, metric}) beside its chance level."""
-    decode = dict(decode or {"column": "position", "metric": "median_abs_error"})
+    decode = dict(decode or DEFAULT_SCORE)
     _write(plot_summary(pd.read_parquet(statistics), sessions, decode["column"], decode["metric"]), png, pdf)
 
 
 def new_session(table: Path, *, png: Path, pdf: Path, held_out: str, decode: Mapping[str, str] | None = None) -> None:
     """The held-out session's consistency by kind of embedding, its decoding of the label column and
     metric ``decode`` ({column, metric}) beside."""
-    decode = dict(decode or {"column": "position", "metric": "median_abs_error"})
+    decode = dict(decode or DEFAULT_SCORE)
     scores = pd.read_parquet(table)
     kinds = list(dict.fromkeys(scores["kind"]))
     consistency_ = {kind: scores.query("kind == @kind and measure == 'consistency'")["value"].to_numpy() for kind in kinds}
